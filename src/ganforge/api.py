@@ -1,0 +1,47 @@
+"""The Python API, in three lines::
+
+    import ganforge
+    run = ganforge.train(out="runs/digits", model="dcgan", data="digits", steps=2000)
+    images = ganforge.load(run.run_dir).sample(64)  # (64, 1, 28, 28) in [-1, 1]
+
+Keyword arguments are the config keys (the CLI flags with underscores); the
+CLI is a thin layer over these functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ganforge import training
+from ganforge.config import RunConfig, apply_overrides, load_yaml
+from ganforge.sampling import TrainedGenerator, write_samples
+from ganforge.training import TrainResult
+
+__all__ = ["TrainResult", "TrainedGenerator", "load", "resume", "train", "write_samples"]
+
+
+def train(out: str | Path, *, config: RunConfig | str | Path | None = None, show_progress: bool = True,
+          **overrides: Any) -> TrainResult:
+    """Train a new run into the folder ``out``.
+
+    ``config`` is a base (a RunConfig or a YAML file); ``overrides`` are config
+    keys such as ``model="dcgan"``, ``data="digits"``, ``steps=2000``, ``loss="minimax"``.
+    """
+    if config is None:
+        base = RunConfig()
+    elif isinstance(config, RunConfig):
+        base = config
+    else:
+        base = RunConfig.from_dict(load_yaml(Path(config)))
+    return training.train(apply_overrides(base, overrides), out, show_progress=show_progress)
+
+
+def resume(run: str | Path, *, show_progress: bool = True, **overrides: Any) -> TrainResult:
+    """Continue the run in folder ``run`` from its latest checkpoint, e.g. ``resume("runs/digits", steps=4000)``."""
+    return training.resume(run, overrides, show_progress=show_progress)
+
+
+def load(run: str | Path, device: str = "auto") -> TrainedGenerator:
+    """The trained generator of a run folder (latest checkpoint) or of one checkpoint folder."""
+    return TrainedGenerator.load(run, device=device)

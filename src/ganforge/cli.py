@@ -1,0 +1,163 @@
+"""The ``ganforge`` command: each subcommand is a thin typed layer over the Python API."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ganforge import api
+from ganforge.config import D_LOSS_REDUCTIONS, DEVICES, LOSSES, MODELS, ORDERS, RunConfig, apply_overrides, flatten_keys, load_yaml
+from ganforge.describe import describe as describe_model
+from ganforge.errors import GanforgeError
+
+app = typer.Typer(
+    help="Train Generative Adversarial Networks (MLP GAN, DCGAN, 2-D toys) and sample from them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+console = Console(width=None if sys.stdout.isatty() else 120)
+
+MODEL = "Model"
+DATA = "Data"
+ALGORITHM = "Algorithm"
+RUN = "Run"
+
+
+ModelName = Literal[MODELS]  # type: ignore[valid-type]
+LossName = Literal[LOSSES]  # type: ignore[valid-type]
+OrderName = Literal[ORDERS]  # type: ignore[valid-type]
+ReductionName = Literal[D_LOSS_REDUCTIONS]  # type: ignore[valid-type]
+DeviceName = Literal[DEVICES]  # type: ignore[valid-type]
+
+
+@app.command(no_args_is_help=True)
+def train(
+    out: Annotated[Optional[Path], typer.Option(help="Run folder to write (config, metrics.jsonl, samples/, checkpoints/).", rich_help_panel=RUN)] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder from its latest checkpoint; --steps is then the new total.", rich_help_panel=RUN)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of config keys (flat or in model/data/train sections); flags override it.", rich_help_panel=RUN)] = None,
+    model: Annotated[Optional[ModelName], typer.Option(help="Architecture: mlp (the lectures' MLP GAN), dcgan, or toy (2-D points). [default: dcgan]", rich_help_panel=MODEL)] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Pixels per side; dcgan supports 28, 32, 64, 128. [default: the data's own: digits 28, folders 64]", rich_help_panel=MODEL)] = None,
+    channels: Annotated[Optional[int], typer.Option(help="1 (grayscale) or 3 (RGB). [default: the data's own]", rich_help_panel=MODEL)] = None,
+    z_dim: Annotated[Optional[int], typer.Option(help="Latent size. [default: dcgan 28x28: 50, mlp/dcgan: 100, toy: 2]", rich_help_panel=MODEL)] = None,
+    width: Annotated[Optional[int], typer.Option(help="Base width: dcgan filters (28x28: 32, else 64), mlp/toy hidden units (256/128).", rich_help_panel=MODEL)] = None,
+    data: Annotated[Optional[str], typer.Option(help="digits (embedded), ring8, grid25, mnist, fashion-mnist, cifar10, celeba (torchvision), or a folder of images / .npy / .npz path. [default: digits]", rich_help_panel=DATA)] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="Download cache for torchvision data sets. [default: $GANFORGE_CACHE or ~/.cache/ganforge]", rich_help_panel=DATA)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Iterations to train in all; one step is --d-steps D updates then --g-steps G updates. [default: 2000]", rich_help_panel=ALGORITHM)] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Train for this many passes over the real data instead of --steps.", rich_help_panel=ALGORITHM)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="m, real and fake samples per update. [default: 64; toy: 256]", rich_help_panel=ALGORITHM)] = None,
+    d_steps: Annotated[Optional[int], typer.Option(help="k, discriminator updates per step. [default: 1]", rich_help_panel=ALGORITHM)] = None,
+    g_steps: Annotated[Optional[int], typer.Option(help="Generator updates per step. [default: 1]", rich_help_panel=ALGORITHM)] = None,
+    order: Annotated[Optional[OrderName], typer.Option(help="Which network trains first in each step. [default: d-first]", rich_help_panel=ALGORITHM)] = None,
+    loss: Annotated[Optional[LossName], typer.Option(help="Generator loss: nonsaturating maximizes log D(G(z)); minimax minimizes log(1 - D(G(z))). [default: nonsaturating]", rich_help_panel=ALGORITHM)] = None,
+    d_loss_reduction: Annotated[Optional[ReductionName], typer.Option(help="D loss = the average of its real and fake terms, or their sum (2x the gradient). [default: average]", rich_help_panel=ALGORITHM)] = None,
+    lr_d: Annotated[Optional[float], typer.Option(help="Adam learning rate of D. [default: 2e-4; toy: 1e-3]", rich_help_panel=ALGORITHM)] = None,
+    lr_g: Annotated[Optional[float], typer.Option(help="Adam learning rate of G. [default: 2e-4; toy: 1e-3]", rich_help_panel=ALGORITHM)] = None,
+    beta1: Annotated[Optional[float], typer.Option(help="Adam beta1 of both optimizers. [default: 0.5]", rich_help_panel=ALGORITHM)] = None,
+    beta2: Annotated[Optional[float], typer.Option(help="Adam beta2 of both optimizers. [default: 0.999]", rich_help_panel=ALGORITHM)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the weights, noise and data order: same seed, same numbers. [default: 0]", rich_help_panel=RUN)] = None,
+    device: Annotated[Optional[DeviceName], typer.Option(help="Where to train. [default: auto, a CUDA GPU when there is one]", rich_help_panel=RUN)] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="Steps between log rows (metrics.jsonl, progress bar). [default: 50]", rich_help_panel=RUN)] = None,
+    sample_every: Annotated[Optional[int], typer.Option(help="Steps between fixed-noise sample grids; 0 = only at the end. [default: 250]", rich_help_panel=RUN)] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints; 0 = only at the end. [default: 500]", rich_help_panel=RUN)] = None,
+    keep_checkpoints: Annotated[Optional[int], typer.Option(help="Most recent checkpoints kept; 0 = all. [default: 3]", rich_help_panel=RUN)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.", rich_help_panel=RUN)] = False,
+) -> None:
+    """Train a GAN and write a run folder you can resume and sample from.
+
+    One step is one iteration of the lectures' algorithm: K discriminator
+    updates (the D loss is the average of its real and fake terms unless
+    --d-loss-reduction sum), then G generator updates.
+    """
+    flags = {key: value for key, value in locals().items() if key not in ("out", "resume", "config", "quiet")}
+    overrides = {**(flatten_keys(load_yaml(config)) if config else {}), **{k: v for k, v in flags.items() if v is not None}}
+    if resume is not None:
+        if out is not None and out != resume:
+            raise GanforgeError("--out and --resume name different folders: a resumed run stays in its own folder")
+        result = api.resume(resume, **overrides, show_progress=not quiet)
+    else:
+        if out is None:
+            raise GanforgeError("missing --out: name the run folder to write, e.g. --out runs/digits")
+        result = api.train(out=out, show_progress=not quiet, **overrides)
+    console.print(f"run folder: {result.run_dir}  (sample from it: ganforge sample {result.run_dir} -n 64 --out grid.png)")
+
+
+@app.command(no_args_is_help=True)
+def sample(
+    run: Annotated[Path, typer.Argument(help="A run folder (its latest checkpoint) or one checkpoint folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="grid.png (one grid), samples.npy (N x C x H x W in [-1, 1], or N x 2 points), or folder/ (one PNG each).")],
+    n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the noise: the same seed gives the same samples.")] = 0,
+    device: Annotated[DeviceName, typer.Option(help="Where to run the generator.")] = "auto",
+) -> None:
+    """Draw samples from a trained generator."""
+    generator = api.load(run, device=device)
+    written = api.write_samples(generator.sample(n, seed), out, generator.modes())
+    console.print(f"wrote {n} samples from step {generator.step} to {written}")
+
+
+@app.command(no_args_is_help=True)
+def interpolate(
+    run: Annotated[Path, typer.Argument(help="A run folder or one checkpoint folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG grid to write.")] = Path("interpolation.png"),
+    rows: Annotated[int, typer.Option(help="Walks, one per row.")] = 8,
+    steps: Annotated[int, typer.Option(help="Images per walk, end points included.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the end points.")] = 0,
+    device: Annotated[DeviceName, typer.Option(help="Where to run the generator.")] = "auto",
+) -> None:
+    """Walk the latent space between random points: one row per walk."""
+    generator = api.load(run, device=device)
+    written = api.write_samples(generator.interpolate(rows, steps, seed), out, columns=steps)
+    console.print(f"wrote {rows} walks of {steps} images to {written}")
+
+
+@app.command()
+def describe(
+    model: Annotated[ModelName, typer.Option(help="Architecture.")] = "dcgan",
+    image_size: Annotated[int, typer.Option(help="Pixels per side (ignored by toy).")] = 64,
+    channels: Annotated[int, typer.Option(help="1 or 3 (ignored by toy).")] = 3,
+    z_dim: Annotated[Optional[int], typer.Option(help="Latent size. [default: the model's preset]")] = None,
+    width: Annotated[Optional[int], typer.Option(help="Base width. [default: the model's preset]")] = None,
+) -> None:
+    """Print each layer with its output shape, the parameter counts of G and D, and the FLOPs of one forward."""
+    config = apply_overrides(RunConfig(), {"model": model, "image_size": image_size, "channels": channels,
+                                           "z_dim": z_dim, "width": width}).model
+    if model == "toy":
+        config.image_size = config.channels = None
+    for network in describe_model(config):
+        table = Table(title=f"{network.name} (input {_shape(network.input_shape)})", title_justify="left")
+        for column in ("#", "layer", "then", "output", "parameters", "FLOPs"):
+            table.add_column(column, justify="right" if column in ("#", "parameters", "FLOPs") else "left")
+        for index, row in enumerate(network.rows, 1):
+            table.add_row(str(index), row.layer, row.extras, _shape(row.output_shape), f"{row.parameters:,}", f"{row.flops:,}")
+        table.add_row("", "total", "", "", f"{network.parameters:,}", f"{network.flops:,}", style="bold")
+        console.print(table)
+    console.print("FLOPs: one sample's forward pass, multiply-add = 2, convolutions and matrix products only.")
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
+    try:
+        app()
+    except GanforgeError as error:
+        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Typed configuration: what to build (model), what to learn from (data), how to train.
+
+A run's configuration is three dataclasses. CLI flags, a YAML file and the
+Python API all go through :func:`apply_overrides`, which knows every key by
+its field name (``loss``, ``z_dim``, ``lr_d`` ...) so users can give them flat,
+and rejects unknown keys with a suggestion. ``None`` means "resolve from the
+data and the model's preset" and disappears in :func:`resolve`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganforge.errors import ConfigError
+
+MODELS = ("mlp", "dcgan", "toy")
+LOSSES = ("nonsaturating", "minimax")
+ORDERS = ("d-first", "g-first")
+D_LOSS_REDUCTIONS = ("average", "sum")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_STEPS = 2000
+
+# Per model, the training values of keys left unset: the seed models use DCGAN's
+# Adam settings; the 2-D toy needs larger batches and steps to cover every mode.
+TRAINING_PRESETS: dict[str, dict[str, int | float]] = {
+    "mlp": {"batch_size": 64, "lr_d": 2e-4, "lr_g": 2e-4},
+    "dcgan": {"batch_size": 64, "lr_d": 2e-4, "lr_g": 2e-4},
+    "toy": {"batch_size": 256, "lr_d": 1e-3, "lr_g": 1e-3},
+}
+
+
+@dataclass
+class ModelConfig:
+    """The generator/discriminator pair; saved beside the weights so a checkpoint rebuilds itself."""
+
+    model: str = "dcgan"  # mlp | dcgan | toy
+    image_size: int | None = None  # pixels per side; None = the data's natural size
+    channels: int | None = None  # 1 or 3; None = the data's channels
+    z_dim: int | None = None  # latent size; None = preset (dcgan 28x28: 50, else 100; toy: 8)
+    width: int | None = None  # base filters (dcgan) or hidden units (toy); None = preset
+
+
+@dataclass
+class DataConfig:
+    """Where the real samples come from."""
+
+    data: str = "digits"  # built-in name (digits, ring8, grid25, mnist, ...) or a folder / .npy / .npz path
+    data_root: str | None = None  # download cache for torchvision data sets; None = ~/.cache/ganforge
+
+
+@dataclass
+class TrainConfig:
+    """The algorithm of the lectures and its hyper-parameters; one step = d_steps D updates + g_steps G updates."""
+
+    steps: int | None = None  # iterations in all; None = from epochs, or DEFAULT_STEPS
+    epochs: float | None = None  # passes over the real data (in D updates); alternative to steps
+    batch_size: int | None = None  # m, real and fake samples per update; None = the model's preset
+    d_steps: int = 1  # k, discriminator updates per step
+    g_steps: int = 1  # generator updates per step
+    order: str = "d-first"  # d-first | g-first
+    loss: str = "nonsaturating"  # generator loss: nonsaturating (max log D(G(z))) | minimax (min log(1 - D(G(z))))
+    d_loss_reduction: str = "average"  # average | sum of the real and fake terms of the D loss
+    lr_d: float | None = None  # Adam learning rate of D; None = the model's preset
+    lr_g: float | None = None  # Adam learning rate of G; None = the model's preset
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    log_every: int = 50  # steps between reads of the losses (the only host syncs)
+    sample_every: int = 250  # steps between fixed-noise sample grids; 0 = only at the end
+    checkpoint_every: int = 500  # steps between checkpoints; 0 = only at the end
+    keep_checkpoints: int = 3  # most recent checkpoints kept; 0 = keep all
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; written to ``config.yaml`` in the run folder."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        return apply_overrides(cls(), values)
+
+
+_SECTION_CLASSES = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+_KEY_TO_SECTION = {f.name: section for section, cls in _SECTION_CLASSES.items() for f in fields(cls)}
+
+
+def config_keys() -> list[str]:
+    """Every flat key a user may set."""
+    return sorted(_KEY_TO_SECTION)
+
+
+def with_training_preset(config: RunConfig) -> RunConfig:
+    """Fill the training keys left unset from the model's preset."""
+    preset = TRAINING_PRESETS[config.model.model]
+    unset = {key: value for key, value in preset.items() if getattr(config.train, key) is None}
+    return apply_overrides(config, unset)
+
+
+def apply_overrides(config: RunConfig, values: dict[str, Any]) -> RunConfig:
+    """Return a copy of ``config`` with ``values`` set.
+
+    ``values`` may be flat (``{"loss": "minimax"}``), nested by section
+    (``{"train": {"loss": "minimax"}}``) or both; dashes in keys are accepted
+    as underscores. ``None`` values are ignored (flag not given).
+    """
+    config = dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model),
+        data=dataclasses.replace(config.data),
+        train=dataclasses.replace(config.train),
+    )
+    for key, value in flatten_keys(values).items():
+        if value is None:
+            continue
+        section = getattr(config, _KEY_TO_SECTION[key])
+        setattr(section, key, _coerce(key, value, _field_type(section, key)))
+    return config
+
+
+def flatten_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """Flat or sectioned keys as one flat mapping; unknown keys raise ConfigError."""
+    flat: dict[str, Any] = {}
+    for raw_key, value in values.items():
+        key = str(raw_key).replace("-", "_")
+        if key in _SECTION_CLASSES and isinstance(value, dict):
+            for inner_key, inner_value in value.items():
+                inner = str(inner_key).replace("-", "_")
+                if _KEY_TO_SECTION.get(inner) != key:
+                    raise ConfigError(_unknown_key_message(f"{key}.{inner}", inner))
+                flat[inner] = inner_value
+        elif key in _KEY_TO_SECTION:
+            flat[key] = value
+        else:
+            raise ConfigError(_unknown_key_message(str(raw_key), key))
+    return flat
+
+
+def _unknown_key_message(shown: str, key: str) -> str:
+    close = difflib.get_close_matches(key, config_keys(), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(config_keys())})"
+    return f"unknown config key '{shown}'{hint}"
+
+
+def _field_type(section: object, key: str) -> str:
+    return next(f.type for f in fields(section) if f.name == key)  # type: ignore[arg-type]
+
+
+def _coerce(key: str, value: Any, type_name: str) -> Any:
+    base = type_name.replace(" | None", "")
+    try:
+        if base == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if base == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base == "str":
+            if not isinstance(value, (str, Path)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"config key '{key}' must be {'an' if base == 'int' else 'a'} {base}, got {value!r}")
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict of (flat or nested) keys."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        first_line = str(error).splitlines()[0] if str(error) else "syntax error"
+        raise ConfigError(f"config file {path} is not valid YAML ({first_line}): fix the file") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values, got {type(values).__name__}")
+    return values
+
+
+def save_yaml(config: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def validate(config: RunConfig) -> None:
+    """Reject values that cannot work, naming the value and the fix."""
+    model, train = config.model, config.train
+    _choice("model", model.model, MODELS)
+    _choice("loss", train.loss, LOSSES)
+    _choice("order", train.order, ORDERS)
+    _choice("d_loss_reduction", train.d_loss_reduction, D_LOSS_REDUCTIONS)
+    _choice("device", train.device, DEVICES)
+    for key in ("batch_size", "d_steps", "g_steps", "log_every"):
+        if getattr(train, key) is not None:
+            _at_least(key, getattr(train, key), 1)
+    for key in ("sample_every", "checkpoint_every", "keep_checkpoints"):
+        _at_least(key, getattr(train, key), 0)
+    for key in ("image_size", "channels", "z_dim", "width"):
+        value = getattr(model, key)
+        if value is not None:
+            _at_least(key, value, 1)
+    if model.channels is not None and model.channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {model.channels}")
+    if train.steps is not None and train.epochs is not None:
+        raise ConfigError("give either --steps or --epochs, not both")
+    if train.steps is not None:
+        _at_least("steps", train.steps, 1)
+    if train.epochs is not None and not (train.epochs > 0 and math.isfinite(train.epochs)):
+        raise ConfigError(f"epochs must be a positive number, got {train.epochs}")
+    for key in ("lr_d", "lr_g"):
+        value = getattr(train, key)
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{key} must be a positive number, got {value}")
+    for key in ("beta1", "beta2"):
+        value = getattr(train, key)
+        if not 0 <= value < 1:
+            raise ConfigError(f"{key} must lie in [0, 1), got {value}")
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}")
+
+
+def _at_least(key: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ConfigError(f"{key} must be at least {minimum}, got {value}")

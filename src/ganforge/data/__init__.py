@@ -1,0 +1,196 @@
+"""Data sources: where real samples come from, and how they are batched.
+
+``--data`` is a built-in name or a path:
+
+- ``digits``: scikit-learn's 1,797 handwritten digits, embedded (no download);
+- ``ring8``, ``grid25``: 2-D Gaussian mixtures, sampled on the fly;
+- ``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba``: through torchvision
+  (optional extra, needs a network the first time);
+- a folder of images (any depth) or a ``.npy`` / ``.npz`` array file.
+
+Image data is held as one tensor in memory and batched by indexing with a
+random permutation per epoch: no per-sample Python loop.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ganforge.config import DataConfig
+from ganforge.data.digits import load_digit_images
+from ganforge.data.files import load_array_file, load_image_folder, load_torchvision_dataset
+from ganforge.data.mixtures import mixture_modes, sample_mixture
+from ganforge.errors import DataError
+
+IMAGE_SETS = {  # name -> natural (image size, channels)
+    "digits": (28, 1),
+    "mnist": (28, 1),
+    "fashion-mnist": (28, 1),
+    "cifar10": (32, 3),
+    "celeba": (64, 3),
+}
+MIXTURES = ("ring8", "grid25")
+FOLDER_DEFAULTS = (64, 3)  # image size and channels for a folder of images when not given
+ARRAY_SUFFIXES = (".npy", ".npz")
+DATA_SEED_OFFSET = 1  # the data stream's seed is the run's seed + 1, independent of the noise stream
+
+__all__ = [
+    "IMAGE_SETS",
+    "MIXTURES",
+    "MixtureData",
+    "RealData",
+    "TensorData",
+    "builtin_names",
+    "load_data",
+    "mixture_modes",
+]
+
+
+def builtin_names() -> list[str]:
+    return [*IMAGE_SETS, *MIXTURES]
+
+
+class RealData:
+    """A stream of real batches on a device; its position is part of a checkpoint."""
+
+    kind: str  # "images" (C, H, W) in [-1, 1] or "points" (2,)
+    sample_shape: tuple[int, ...]
+    labels: Tensor | None = None
+    description: str
+
+    def next_batch(self, batch_size: int) -> Tensor:
+        raise NotImplementedError
+
+    def batches_per_epoch(self, batch_size: int) -> int | None:
+        """Full batches in one pass over the data; None for data sampled on the fly."""
+        return None
+
+    def state_dict(self) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        raise NotImplementedError
+
+
+class TensorData(RealData):
+    """Samples held in one tensor (uint8 images in [0, 255], or floats in [-1, 1]); epochs of shuffled full batches."""
+
+    def __init__(self, samples: Tensor, kind: str, seed: int, device: torch.device, description: str,
+                 labels: Tensor | None = None) -> None:
+        self.samples = samples.to(device)
+        self.kind = kind
+        self.sample_shape = tuple(samples.shape[1:])
+        self.labels = labels
+        self.description = description
+        self.device = device
+        self.generator = torch.Generator().manual_seed(seed + DATA_SEED_OFFSET)
+        self.order = torch.randperm(len(samples), generator=self.generator)
+        self.position = 0
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return len(self.samples) // batch_size
+
+    def next_batch(self, batch_size: int) -> Tensor:  # -> (B, *sample_shape) float in [-1, 1]
+        if batch_size > len(self.samples):
+            raise DataError(
+                f"batch size {batch_size} is larger than the {len(self.samples)} samples of {self.description}: "
+                f"use --batch-size {len(self.samples)} or less"
+            )
+        if self.position + batch_size > len(self.samples):  # drop the short last batch, start a new epoch
+            self.order = torch.randperm(len(self.samples), generator=self.generator)
+            self.position = 0
+            self.epoch += 1
+        index = self.order[self.position : self.position + batch_size].to(self.device, non_blocking=True)
+        self.position += batch_size
+        batch = self.samples[index]
+        if batch.dtype == torch.uint8:
+            return batch.float().div_(127.5).sub_(1.0)
+        return batch.float()
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {
+            "rng": self.generator.get_state(),
+            "order": self.order,
+            "position": torch.tensor(self.position),
+            "epoch": torch.tensor(self.epoch),
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["rng"])
+        self.order = state["order"].clone()
+        self.position = int(state["position"])
+        self.epoch = int(state["epoch"])
+
+
+class MixtureData(RealData):
+    """A named 2-D Gaussian mixture, sampled fresh for every batch."""
+
+    kind = "points"
+    sample_shape = (2,)
+
+    def __init__(self, name: str, seed: int, device: torch.device) -> None:
+        self.name = name
+        self.modes, self.std = mixture_modes(name)
+        self.description = f"{name} ({len(self.modes)} Gaussian modes, std {self.std})"
+        self.device = device
+        self.generator = torch.Generator().manual_seed(seed + DATA_SEED_OFFSET)
+
+    def next_batch(self, batch_size: int) -> Tensor:  # -> (B, 2)
+        return sample_mixture(self.modes, self.std, batch_size, self.generator).to(self.device, non_blocking=True)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["rng"])
+
+
+def data_cache(config: DataConfig) -> Path:
+    """Where downloaded data sets and trained helpers are kept."""
+    if config.data_root:
+        return Path(config.data_root).expanduser()
+    return Path(os.environ.get("GANFORGE_CACHE", Path.home() / ".cache" / "ganforge"))
+
+
+def load_data(config: DataConfig, image_size: int | None, channels: int | None, seed: int,
+              device: torch.device) -> RealData:
+    """Open a data source at the model's image size and channels (None = the data's natural ones)."""
+    source = config.data
+    if source in MIXTURES:
+        return MixtureData(source, seed, device)
+    if source in IMAGE_SETS:
+        natural_size, natural_channels = IMAGE_SETS[source]
+        size, chans = image_size or natural_size, channels or natural_channels
+        if source == "digits":
+            images, labels = load_digit_images(size, chans)
+        else:
+            images, labels = load_torchvision_dataset(source, data_cache(config), size, chans), None
+        return TensorData(images, "images", seed, device, f"{source} ({len(images):,} images)", labels)
+    path = _existing_path(source)
+    if path.is_dir():
+        size, chans = image_size or FOLDER_DEFAULTS[0], channels or FOLDER_DEFAULTS[1]
+        images = load_image_folder(path, size, chans)
+        return TensorData(images, "images", seed, device, f"{path} ({len(images):,} images)")
+    if path.suffix.lower() not in ARRAY_SUFFIXES:
+        raise DataError(f"data file {path} is not a .npy or .npz array: pass an array file, or the folder of images")
+    samples = load_array_file(path, image_size, channels)
+    kind = "points" if samples.ndim == 2 else "images"
+    return TensorData(samples, kind, seed, device, f"{path} ({len(samples):,} {kind})")
+
+
+def _existing_path(source: str) -> Path:
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"data source '{source}' is neither a built-in ({', '.join(builtin_names())}) nor an existing path: "
+            "check the spelling or the path"
+        )
+    return path

@@ -1,0 +1,25 @@
+"""User-facing errors: one line that names the problem and the fix."""
+
+
+class GanforgeError(Exception):
+    """A problem with the user's input or environment, reported as one clear line.
+
+    The CLI prints ``error: <message>`` and exits with status 2; Python callers
+    can catch it. Messages name the bad value and what to do instead.
+    """
+
+
+class ConfigError(GanforgeError):
+    """An unknown key, a bad value, or flags that contradict each other."""
+
+
+class DataError(GanforgeError):
+    """A data source that is missing, empty, unreadable or the wrong shape."""
+
+
+class CheckpointError(GanforgeError):
+    """A checkpoint that is missing, corrupt, or built for another model."""
+
+
+class TrainingDivergedError(GanforgeError):
+    """A loss or weight became NaN or infinite; the last good checkpoint is kept."""

@@ -1,0 +1,104 @@
+"""Watching a run: statistics summed on the device, read every ``log_every`` steps.
+
+Between reads nothing leaves the device, so a GPU never waits for the host.
+Each read appends one JSON object to ``metrics.jsonl`` and refreshes the
+progress bar (or prints a line where the output is not a terminal).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import Tensor
+
+STATISTICS = ("d_loss", "g_loss", "d_real", "d_fake")  # d_real = mean D(x), d_fake = mean D(G(z)) in the D step
+
+
+class Meter:
+    """Running sums of the training statistics, kept on the device."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = torch.zeros(len(STATISTICS), device=self.device)
+        self.counts = torch.zeros(len(STATISTICS), device=self.device)
+        self.first_bad_step = torch.full((), -1, dtype=torch.int64, device=self.device)
+
+    def add(self, step: int, **values: Tensor) -> None:
+        """Accumulate scalar tensors by name; remember the first step any of them was NaN or infinite."""
+        for name, value in values.items():
+            index = STATISTICS.index(name)
+            value = value.detach().float()
+            self.sums[index] += value
+            self.counts[index] += 1
+            bad = ~torch.isfinite(value) & (self.first_bad_step < 0)
+            self.first_bad_step = torch.where(bad, step, self.first_bad_step)
+
+    def read(self) -> tuple[dict[str, float], int | None]:
+        """Means since the last reset (one host sync), and the first non-finite step or None."""
+        means = (self.sums / self.counts.clamp(min=1)).tolist()
+        counted = self.counts.tolist()
+        bad_step = int(self.first_bad_step)
+        values = {name: mean for name, mean, count in zip(STATISTICS, means, counted) if count}
+        return values, (bad_step if bad_step >= 0 else None)
+
+
+class RunLog:
+    """``metrics.jsonl`` plus what the user sees: a progress bar, or plain lines when piped."""
+
+    def __init__(self, run_dir: Path, start_step: int, total_steps: int, show: bool = True) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.console = Console(stderr=True)
+        self.interactive = show and self.console.is_terminal
+        self.show_lines = show and not self.interactive
+        self.total_steps = total_steps
+        self.last_time = time.perf_counter()
+        self.last_step = start_step
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.interactive,
+        )
+        self.task = self.progress.add_task("train", total=total_steps, completed=start_step, stats="")
+
+    def __enter__(self) -> RunLog:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def advance(self, step: int) -> None:
+        self.progress.update(self.task, completed=step)
+
+    def record(self, step: int, values: dict[str, float], **extra: Any) -> dict[str, Any]:
+        """Append one row; ``values`` were just read from the device, so the clock is honest."""
+        now = time.perf_counter()
+        seconds_per_step = (now - self.last_time) / max(step - self.last_step, 1)
+        self.last_time, self.last_step = now, step
+        row = {"step": step, **{k: round(v, 6) for k, v in values.items()},
+               "seconds_per_step": round(seconds_per_step, 6), **extra}
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        stats = "  ".join(f"{label} {values[key]:.3f}" for key, label in
+                          (("d_loss", "D"), ("g_loss", "G"), ("d_real", "D(x)"), ("d_fake", "D(G(z))")) if key in values)
+        stats += f"  {seconds_per_step:.3f} s/step"
+        self.progress.update(self.task, completed=step, stats=stats)
+        if self.show_lines:
+            self.console.print(f"step {step}/{self.total_steps}  {stats}", highlight=False)
+        return row
+
+    def message(self, text: str) -> None:
+        self.console.print(text, highlight=False)

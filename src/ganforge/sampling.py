@@ -1,0 +1,102 @@
+"""Sampling from a trained generator: grids, image files, raw arrays, latent walks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ganforge.checkpoint import read_checkpoint
+from ganforge.config import RunConfig
+from ganforge.data import MIXTURES, mixture_modes
+from ganforge.errors import GanforgeError
+from ganforge.images import save_image_files, save_samples_picture
+from ganforge.models import Generator, build_models
+from ganforge.training import resolve_device
+
+SAMPLE_BATCH = 1024  # samples generated per forward pass
+
+
+class TrainedGenerator:
+    """A generator restored from a checkpoint, in eval mode, ready to sample."""
+
+    def __init__(self, generator: Generator, config: RunConfig, step: int, device: torch.device) -> None:
+        self.generator = generator.to(device).eval()
+        self.config = config
+        self.step = step
+        self.device = device
+
+    @classmethod
+    def load(cls, path: Path | str, device: str = "auto") -> TrainedGenerator:
+        """From a run folder (its latest checkpoint) or one checkpoint folder."""
+        checkpoint = read_checkpoint(Path(path))
+        generator, _ = build_models(checkpoint.config.model)
+        checkpoint.restore_models(generator, _)
+        return cls(generator, checkpoint.config, checkpoint.step, resolve_device(device))
+
+    @property
+    def is_points(self) -> bool:
+        return self.config.model.model == "toy"
+
+    @torch.no_grad()
+    def generate(self, latents: Tensor) -> Tensor:
+        """G(z) for (N, z_dim) latents, in batches; returns a CPU tensor."""
+        pieces = [self.generator(chunk.to(self.device)).float().cpu() for chunk in latents.split(SAMPLE_BATCH)]
+        return torch.cat(pieces)
+
+    def latents(self, count: int, seed: int = 0) -> Tensor:
+        return torch.randn(count, self.generator.z_dim, generator=torch.Generator().manual_seed(seed))
+
+    def sample(self, count: int, seed: int = 0) -> Tensor:
+        """``count`` samples: images (N, C, H, W) in [-1, 1] or points (N, 2); the same seed gives the same samples."""
+        if count < 1:
+            raise GanforgeError(f"the number of samples must be at least 1, got {count}")
+        return self.generate(self.latents(count, seed))
+
+    def interpolate(self, rows: int = 8, steps: int = 10, seed: int = 0) -> Tensor:
+        """``rows`` walks of ``steps`` images each between random latents (spherical interpolation)."""
+        if self.is_points:
+            raise GanforgeError("interpolate draws image grids, and this run generates 2-D points: use 'ganforge sample'")
+        if rows < 1 or steps < 2:
+            raise GanforgeError(f"interpolate needs at least 1 row and 2 steps, got {rows} rows and {steps} steps")
+        start, end = self.latents(2 * rows, seed).chunk(2)
+        weights = torch.linspace(0, 1, steps)
+        walks = torch.stack([slerp(start, end, float(w)) for w in weights], dim=1)  # (rows, steps, z_dim)
+        return self.generate(walks.reshape(rows * steps, -1))
+
+    def modes(self) -> Tensor | None:
+        """The real modes of a mixture run, for drawing behind its points."""
+        return mixture_modes(self.config.data.data)[0] if self.config.data.data in MIXTURES else None
+
+
+def slerp(start: Tensor, end: Tensor, weight: float) -> Tensor:
+    """Spherical interpolation per row, which keeps latents at the norm N(0, I) samples have."""
+    cosine = torch.nn.functional.cosine_similarity(start, end, dim=1).clamp(-1 + 1e-7, 1 - 1e-7)
+    angle = torch.acos(cosine).unsqueeze(1)
+    return (torch.sin((1 - weight) * angle) * start + torch.sin(weight * angle) * end) / torch.sin(angle)
+
+
+def write_samples(samples: Tensor, out: Path, modes: Tensor | None = None, columns: int | None = None) -> Path:
+    """Write samples by the form of ``out``: ``.png`` one grid (or scatter plot), ``.npy`` the raw array,
+    a folder (an existing one, or a path ending in ``/`` or without suffix) one PNG per image."""
+    suffix = out.suffix.lower()
+    if suffix == ".npy":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, samples.numpy())
+        return out
+    if suffix == ".png":
+        if columns is not None and samples.ndim == 4:
+            from ganforge.images import image_grid
+
+            out.parent.mkdir(parents=True, exist_ok=True)
+            image_grid(samples, columns).save(out)
+            return out
+        return save_samples_picture(samples, out, modes)
+    if suffix == "" or out.is_dir():
+        if samples.ndim == 2:
+            raise GanforgeError(f"2-D points cannot be written as image files in {out}/: use --out points.npy or plot.png")
+        save_image_files(samples, out)
+        return out
+    raise GanforgeError(f"cannot write samples to {out}: use a .png (grid), .npy (array) or a folder path")

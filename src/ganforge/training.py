@@ -1,0 +1,278 @@
+"""The training algorithm of the lectures (SPEC.md sections 1-2).
+
+Each step (one iteration): ``d_steps`` discriminator updates, each on a fresh
+real batch and fresh noise, ascending E[log D(x)] + E[log(1 - D(G(z)))]; then
+``g_steps`` generator updates, each on fresh noise, with the minimax or the
+non-saturating loss (``order`` may swap the two phases). Two Adam optimizers,
+each owning only its network's parameters, so one phase never moves the
+other network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganforge.checkpoint import list_checkpoints, read_checkpoint, save_checkpoint
+from ganforge.config import DEFAULT_STEPS, RunConfig, apply_overrides, save_yaml, validate, with_training_preset
+from ganforge.data import IMAGE_SETS, MixtureData, RealData, load_data
+from ganforge.errors import ConfigError, GanforgeError, TrainingDivergedError
+from ganforge.images import save_samples_picture
+from ganforge.losses import GENERATOR_LOSSES, discriminator_loss
+from ganforge.models import Discriminator, Generator, build_models, resolve_model
+from ganforge.monitor import Meter, RunLog
+
+PREVIEW_SAMPLES = 64  # fixed-noise samples in each preview grid (2-D data: points in each scatter plot)
+POINT_PREVIEW_SAMPLES = 1000
+PREVIEW_SEED_OFFSET = 2  # the preview noise's seed is the run's seed + 2
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run left its files."""
+
+    run_dir: Path
+    step: int
+    checkpoint: Path
+    samples: Path
+    metrics: dict[str, Any]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu or auto")
+    return torch.device(name)
+
+
+def resolve_config(config: RunConfig, data: RealData) -> RunConfig:
+    """Fill what the data decides (image size, channels) and the model's presets (sizes, training keys)."""
+    model = config.model
+    if model.model == "toy" and data.kind != "points":
+        raise ConfigError(f"the toy model learns 2-D points, but {data.description} holds images: use --model mlp or dcgan")
+    if model.model != "toy" and data.kind != "images":
+        raise ConfigError(f"--model {model.model} learns images, but {data.description} holds 2-D points: use --model toy")
+    if data.kind == "images":
+        channels, size, width = data.sample_shape
+        if size != width:
+            raise ConfigError(f"images of {data.description} are {size}x{width}, not square: crop them to square")
+        model = dataclasses.replace(model, image_size=size, channels=channels)
+    return with_training_preset(dataclasses.replace(config, model=resolve_model(model)))
+
+
+def total_steps(config: RunConfig, data: RealData) -> int:
+    """The step count to train to: --steps, or --epochs converted through the data's batches per epoch."""
+    train = config.train
+    if train.steps is not None:
+        return train.steps
+    if train.epochs is None:
+        return DEFAULT_STEPS
+    per_epoch = data.batches_per_epoch(train.batch_size)
+    if per_epoch is None:
+        raise ConfigError(f"{data.description} is sampled on the fly and has no epochs: use --steps")
+    return max(1, round(train.epochs * per_epoch / train.d_steps))
+
+
+class Trainer:
+    """Holds the two networks, their optimizers and the random streams; runs the phases."""
+
+    def __init__(self, config: RunConfig, data: RealData, device: torch.device) -> None:
+        self.config = config
+        self.data = data
+        self.device = device
+        train = config.train
+        self.generator, self.discriminator = build_models(config.model, seed=train.seed)
+        self.generator.to(device)
+        self.discriminator.to(device)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2))
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2))
+        self.generator_loss = GENERATOR_LOSSES[train.loss]
+        self.noise = torch.Generator(device).manual_seed(train.seed)
+        preview = torch.Generator(device).manual_seed(train.seed + PREVIEW_SEED_OFFSET)
+        count = POINT_PREVIEW_SAMPLES if data.kind == "points" else PREVIEW_SAMPLES
+        self.preview_noise = torch.randn(count, self.generator.z_dim, generator=preview, device=device)
+        self.meter = Meter(device)
+        self.step = 0
+
+    def sample_noise(self, count: int) -> Tensor:  # -> (count, z_dim), z ~ N(0, I)
+        return torch.randn(count, self.generator.z_dim, generator=self.noise, device=self.device)
+
+    def discriminator_phase(self, step: int) -> None:
+        """k updates of D: real batch -> ones, G(fresh noise) -> zeros; G is not updated."""
+        batch_size = self.config.train.batch_size
+        for _ in range(self.config.train.d_steps):
+            real = self.data.next_batch(batch_size)
+            with torch.no_grad():
+                fake = self.generator(self.sample_noise(batch_size))
+            real_logits = self.discriminator(real)
+            fake_logits = self.discriminator(fake)
+            loss = discriminator_loss(real_logits, fake_logits, self.config.train.d_loss_reduction)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_d.step()
+            self.meter.add(step, d_loss=loss, d_real=torch.sigmoid(real_logits).mean(),
+                           d_fake=torch.sigmoid(fake_logits).mean())
+
+    def generator_phase(self, step: int) -> None:
+        """g updates of G through a frozen D (D's parameters get no gradient and do not move)."""
+        batch_size = self.config.train.batch_size
+        self.discriminator.requires_grad_(False)
+        try:
+            for _ in range(self.config.train.g_steps):
+                fake_logits = self.discriminator(self.generator(self.sample_noise(batch_size)))
+                loss = self.generator_loss(fake_logits)
+                self.opt_g.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt_g.step()
+                self.meter.add(step, g_loss=loss)
+        finally:
+            self.discriminator.requires_grad_(True)
+
+    def train_step(self) -> None:
+        """One iteration of the algorithm: the two phases in the configured order."""
+        self.step += 1
+        if self.config.train.order == "d-first":
+            self.discriminator_phase(self.step)
+            self.generator_phase(self.step)
+        else:
+            self.generator_phase(self.step)
+            self.discriminator_phase(self.step)
+
+    @torch.no_grad()
+    def preview(self) -> Tensor:
+        """G(fixed noise) in eval mode, so previews never change BatchNorm statistics."""
+        self.generator.eval()
+        try:
+            return self.generator(self.preview_noise).cpu()
+        finally:
+            self.generator.train()
+
+    def weights_are_finite(self) -> bool:
+        parameters = [*self.generator.parameters(), *self.discriminator.parameters()]
+        return bool(torch.stack([p.isfinite().all() for p in parameters]).all())
+
+    def save(self, run_dir: Path) -> Path:
+        return save_checkpoint(
+            run_dir, self.step, self.config, self.generator, self.discriminator,
+            {"generator": self.opt_g, "discriminator": self.opt_d},
+            {"noise": {"rng": self.noise.get_state()}, "data": self.data.state_dict()},
+            keep=self.config.train.keep_checkpoints,
+        )
+
+    def restore(self, checkpoint_path: Path) -> None:
+        checkpoint = read_checkpoint(checkpoint_path)
+        checkpoint.restore_models(self.generator, self.discriminator)
+        checkpoint.restore_optimizer("generator", self.opt_g)
+        checkpoint.restore_optimizer("discriminator", self.opt_d)
+        self.noise.set_state(checkpoint.section("noise")["rng"])
+        self.data.load_state_dict(checkpoint.section("data"))
+        self.step = checkpoint.step
+
+
+def train(config: RunConfig, out: Path | str, *, show_progress: bool = True) -> TrainResult:
+    """Train a GAN from scratch and write the run folder ``out``.
+
+    The folder receives ``config.yaml``, ``metrics.jsonl``, ``samples/step_N.png``
+    (a fixed-noise grid every ``sample_every`` steps) and ``checkpoints/step_N/``.
+    A folder that already holds checkpoints is refused, never overwritten.
+    """
+    run_dir = Path(out)
+    if list_checkpoints(run_dir):
+        raise ConfigError(
+            f"{run_dir} already holds a run with checkpoints: continue it with --resume {run_dir}, "
+            "or choose a new --out folder"
+        )
+    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    return _start(config, run_dir, resuming=False, show_progress=show_progress)
+
+
+def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show_progress: bool = True) -> TrainResult:
+    """Continue a run from its latest checkpoint, exactly as if it had never stopped.
+
+    ``overrides`` may change training keys (most often ``steps``, the new total);
+    model and data keys must equal the run's own.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise GanforgeError(f"cannot resume {run_dir}: it does not exist (pass the --out folder of an earlier run)")
+    saved = read_checkpoint(run_dir).config
+    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    for section in ("model", "data"):
+        for key, saved_value in dataclasses.asdict(getattr(saved, section)).items():
+            if key in overrides and overrides[key] != saved_value:
+                raise ConfigError(
+                    f"--resume {run_dir}: {key} {overrides[key]!r} differs from the run's {saved_value!r}; "
+                    "a run resumes with its own model and data (start a new run with a new --out)"
+                )
+    config = apply_overrides(saved, overrides)
+    if "steps" in overrides:
+        config.train.epochs = None
+    return _start(config, run_dir, resuming=True, show_progress=show_progress)
+
+
+def _start(config: RunConfig, run_dir: Path, *, resuming: bool, show_progress: bool) -> TrainResult:
+    validate(config)
+    device = resolve_device(config.train.device)
+    if config.model.model == "toy" and config.data.data in IMAGE_SETS:
+        raise ConfigError(f"the toy model learns 2-D points, but {config.data.data} holds images: "
+                          "use --data ring8 or grid25, or --model mlp or dcgan")
+    data = load_data(config.data, config.model.image_size, config.model.channels, config.train.seed, device)
+    config = resolve_config(config, data)
+    steps = total_steps(config, data)
+    trainer = Trainer(config, data, device)
+    if resuming:
+        trainer.restore(run_dir)
+        if trainer.step >= steps:
+            raise ConfigError(f"{run_dir} is already at step {trainer.step}: pass --steps larger than {trainer.step}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_yaml(config, run_dir / "config.yaml")
+    return _run_loop(trainer, run_dir, steps, show_progress)
+
+
+def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) -> TrainResult:
+    train_config = trainer.config.train
+    modes = trainer.data.modes if isinstance(trainer.data, MixtureData) else None
+    last_checkpoint: Path | None = None
+    last_samples: Path | None = None
+    row: dict[str, Any] = {}
+    with RunLog(run_dir, trainer.step, steps, show=show_progress) as log:
+        while trainer.step < steps:
+            trainer.train_step()
+            step = trainer.step
+            log.advance(step)
+            final = step == steps
+            if step % train_config.log_every == 0 or final:
+                values, bad_step = trainer.meter.read()
+                trainer.meter.reset()
+                row = log.record(step, values)
+                if bad_step is not None:
+                    raise _diverged(run_dir, bad_step, values)
+            if (train_config.sample_every and step % train_config.sample_every == 0) or final:
+                last_samples = save_samples_picture(trainer.preview(), run_dir / "samples" / f"step_{step:07d}.png", modes)
+            if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final:
+                _, bad_step = trainer.meter.read()
+                if bad_step is not None or not trainer.weights_are_finite():
+                    raise _diverged(run_dir, bad_step or step, {})
+                last_checkpoint = trainer.save(run_dir)
+        log.message(f"samples: {last_samples}")
+        log.message(f"checkpoint: {last_checkpoint}")
+    assert last_checkpoint is not None and last_samples is not None
+    return TrainResult(run_dir, trainer.step, last_checkpoint, last_samples, row)
+
+
+def _diverged(run_dir: Path, step: int, values: dict[str, float]) -> TrainingDivergedError:
+    bad = [name for name, value in values.items() if not math.isfinite(value)]
+    what = " and ".join(bad) if bad else "a loss or weight"
+    kept = list_checkpoints(run_dir)
+    where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
+    return TrainingDivergedError(
+        f"training diverged: {what} became NaN or infinite at step {step}; {where}; "
+        "lower --lr-d/--lr-g and resume or start again"
+    )
