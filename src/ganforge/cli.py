@@ -50,7 +50,7 @@ def train(
     width: Annotated[Optional[int], typer.Option(help="Base width: dcgan filters (28x28: 32, else 64), mlp/toy hidden units (256/128).", rich_help_panel=MODEL)] = None,
     data: Annotated[Optional[str], typer.Option(help="digits (embedded), ring8, grid25, mnist, fashion-mnist, cifar10, celeba (torchvision), or a folder of images / .npy / .npz path. [default: digits]", rich_help_panel=DATA)] = None,
     data_root: Annotated[Optional[str], typer.Option(help="Download cache for torchvision data sets. [default: $GANFORGE_CACHE or ~/.cache/ganforge]", rich_help_panel=DATA)] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Iterations to train in all; one step is --d-steps D updates then --g-steps G updates. [default: 2000]", rich_help_panel=ALGORITHM)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Iterations to train in all; one step is --d-steps D updates then --g-steps G updates. [default: 2000; toy: 4000]", rich_help_panel=ALGORITHM)] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Train for this many passes over the real data instead of --steps.", rich_help_panel=ALGORITHM)] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="m, real and fake samples per update. [default: 64; toy: 256]", rich_help_panel=ALGORITHM)] = None,
     d_steps: Annotated[Optional[int], typer.Option(help="k, discriminator updates per step. [default: 1]", rich_help_panel=ALGORITHM)] = None,

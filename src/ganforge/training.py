@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ganforge.checkpoint import list_checkpoints, read_checkpoint, save_checkpoint
-from ganforge.config import DEFAULT_STEPS, RunConfig, apply_overrides, save_yaml, validate, with_training_preset
+from ganforge.config import RunConfig, apply_overrides, save_yaml, validate, with_training_preset
 from ganforge.data import IMAGE_SETS, MixtureData, RealData, load_data
 from ganforge.errors import ConfigError, GanforgeError, TrainingDivergedError
 from ganforge.images import save_samples_picture
@@ -72,8 +72,7 @@ def total_steps(config: RunConfig, data: RealData) -> int:
     train = config.train
     if train.steps is not None:
         return train.steps
-    if train.epochs is None:
-        return DEFAULT_STEPS
+    assert train.epochs is not None, "with_training_preset sets steps when epochs is not given"
     per_epoch = data.batches_per_epoch(train.batch_size)
     if per_epoch is None:
         raise ConfigError(f"{data.description} is sampled on the fly and has no epochs: use --steps")

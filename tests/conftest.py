@@ -1,0 +1,25 @@
+"""Shared test set-up: a deterministic torch on one thread, and tiny runs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(1)  # small ops are faster on one thread, and results do not depend on the core count
+
+TINY_TOY = {"model": "toy", "data": "ring8", "width": 16, "batch_size": 32, "log_every": 2,
+            "sample_every": 0, "checkpoint_every": 0}
+TINY_DCGAN = {"model": "dcgan", "data": "digits", "image_size": 28, "width": 4, "batch_size": 8, "log_every": 2,
+              "sample_every": 0, "checkpoint_every": 0}
+
+
+@pytest.fixture
+def tiny_toy() -> dict:
+    """Config keys of a toy run that trains in milliseconds per step."""
+    return dict(TINY_TOY)
+
+
+@pytest.fixture
+def tiny_dcgan() -> dict:
+    """Config keys of a 28x28 DCGAN run on the embedded digits with 4 base filters."""
+    return dict(TINY_DCGAN)
