@@ -43,7 +43,7 @@ class ModelConfig:
     model: str = "dcgan"  # mlp | dcgan | toy
     image_size: int | None = None  # pixels per side; None = the data's natural size
     channels: int | None = None  # 1 or 3; None = the data's channels
-    z_dim: int | None = None  # latent size; None = preset (dcgan 28x28: 50, else 100; toy: 8)
+    z_dim: int | None = None  # latent size; None = preset (dcgan 28x28: 50, else 100; toy: 2)
     width: int | None = None  # base filters (dcgan) or hidden units (toy); None = preset
 
 

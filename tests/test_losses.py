@@ -1,0 +1,145 @@
+"""Tests for ganforge.losses: the lectures' objectives on logits, their values, stability and gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganforge.losses import (
+    GENERATOR_LOSSES,
+    discriminator_loss,
+    minimax_generator_loss,
+    nonsaturating_generator_loss,
+)
+
+LOG2 = math.log(2.0)
+
+
+def t(*values: float) -> torch.Tensor:
+    """A float64 tensor of logits."""
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def softplus(x: float) -> float:
+    """log(1 + e^x), by hand."""
+    return math.log1p(math.exp(x))
+
+
+def naive_discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """-(log D(x) + log(1 - D(G(z)))) / 2 written with log(sigmoid): what the stable form must avoid."""
+    return -0.5 * (torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(fake)).mean())
+
+
+# --- discriminator loss -------------------------------------------------------------------------------
+
+
+def test_discriminator_loss_at_zero_logits_is_log2_average_and_2log2_sum():
+    zeros = torch.zeros(5, dtype=torch.float64)
+    assert discriminator_loss(zeros, zeros).item() == pytest.approx(LOG2, rel=1e-12)
+    assert discriminator_loss(zeros, zeros, reduction="average").item() == pytest.approx(LOG2, rel=1e-12)
+    assert discriminator_loss(zeros, zeros, reduction="sum").item() == pytest.approx(2 * LOG2, rel=1e-12)
+
+
+def test_discriminator_loss_hand_values():
+    # real logit 2, fake logit -1: -(log sigmoid(2) + log(1 - sigmoid(-1))) / 2 = (log(1+e^-2) + log(1+e^-1)) / 2
+    expected_sum = math.log(1 + math.exp(-2)) + math.log(1 + math.exp(-1))
+    assert discriminator_loss(t(2.0), t(-1.0)).item() == pytest.approx(0.5 * expected_sum, rel=1e-12)
+    assert discriminator_loss(t(2.0), t(-1.0), reduction="sum").item() == pytest.approx(expected_sum, rel=1e-12)
+    # batches are averaged within each term, and the terms may have different batch sizes
+    real, fake = t(2.0, -3.0), t(-1.0, 0.5, 4.0)
+    expected = (softplus(-2.0) + softplus(3.0)) / 2 + (softplus(-1.0) + softplus(0.5) + softplus(4.0)) / 3
+    assert discriminator_loss(real, fake, reduction="sum").item() == pytest.approx(expected, rel=1e-12)
+    assert discriminator_loss(real, fake).item() == pytest.approx(expected / 2, rel=1e-12)
+
+
+def test_discriminator_loss_equals_bce_with_logits():
+    generator = torch.Generator().manual_seed(0)
+    real = 3 * torch.randn(16, generator=generator, dtype=torch.float64)
+    fake = 3 * torch.randn(16, generator=generator, dtype=torch.float64)
+    ones, zeros = torch.ones_like(real), torch.zeros_like(fake)
+    # average: BCE over the combined batch of real (target 1) and fake (target 0)
+    combined = F.binary_cross_entropy_with_logits(torch.cat([real, fake]), torch.cat([ones, zeros]))
+    torch.testing.assert_close(discriminator_loss(real, fake), combined)
+    # sum: BCE on the real batch plus BCE on the fake batch (lecture 004)
+    separate = F.binary_cross_entropy_with_logits(real, ones) + F.binary_cross_entropy_with_logits(fake, zeros)
+    torch.testing.assert_close(discriminator_loss(real, fake, reduction="sum"), separate)
+    # and the textbook formula where it is still finite
+    torch.testing.assert_close(discriminator_loss(real, fake), naive_discriminator_loss(real, fake))
+
+
+@pytest.mark.parametrize("size", [100.0, 1e4])
+def test_discriminator_loss_stays_finite_at_extreme_logits(size):
+    # D confidently wrong: real scored fake, fake scored real; each term is then ~ |logit|
+    real, fake = torch.tensor([-size], requires_grad=True), torch.tensor([size], requires_grad=True)
+    naive = naive_discriminator_loss(real.detach(), fake.detach())
+    assert not torch.isfinite(naive)  # the log(sigmoid) form overflows here
+    loss = discriminator_loss(real, fake)
+    assert loss.item() == pytest.approx(size, rel=1e-6)
+    loss.backward()
+    assert real.grad.item() == pytest.approx(-0.5, rel=1e-6) and fake.grad.item() == pytest.approx(0.5, rel=1e-6)
+    # D confidently right: the loss is ~ 0, not NaN
+    right = discriminator_loss(torch.tensor([size]), torch.tensor([-size]), reduction="sum")
+    assert torch.isfinite(right) and 0 <= right.item() < 1e-30
+
+
+def test_discriminator_loss_rejects_an_unknown_reduction():
+    with pytest.raises(ValueError, match="mean"):
+        discriminator_loss(t(0.0), t(0.0), reduction="mean")
+
+
+# --- generator losses --------------------------------------------------------------------------------
+
+
+def test_minimax_generator_loss_is_mean_log_one_minus_d():
+    logits = t(0.0, 2.0, -1.0)
+    expected = sum(math.log(1 - 1 / (1 + math.exp(-l))) for l in (0.0, 2.0, -1.0)) / 3
+    assert minimax_generator_loss(logits).item() == pytest.approx(expected, rel=1e-12)
+    assert minimax_generator_loss(t(0.0)).item() == pytest.approx(-LOG2, rel=1e-12)
+
+
+def test_nonsaturating_generator_loss_is_minus_mean_log_d():
+    logits = t(0.0, 2.0, -1.0)
+    expected = -sum(math.log(1 / (1 + math.exp(-l))) for l in (0.0, 2.0, -1.0)) / 3
+    assert nonsaturating_generator_loss(logits).item() == pytest.approx(expected, rel=1e-12)
+    assert nonsaturating_generator_loss(t(0.0)).item() == pytest.approx(LOG2, rel=1e-12)
+
+
+@pytest.mark.parametrize("size", [100.0, 1e4])
+def test_generator_losses_stay_finite_at_extreme_logits(size):
+    logits = torch.tensor([-size, size], requires_grad=True)
+    # log(1 - sigmoid(size)) = -size; log(1 - sigmoid(-size)) ~ 0
+    minimax = minimax_generator_loss(logits)
+    assert minimax.item() == pytest.approx(-size / 2, rel=1e-6)
+    # -log(sigmoid(-size)) = size; -log(sigmoid(size)) ~ 0
+    nonsaturating = nonsaturating_generator_loss(logits)
+    assert nonsaturating.item() == pytest.approx(size / 2, rel=1e-6)
+    for loss in (minimax, nonsaturating):
+        (grad,) = torch.autograd.grad(loss, logits)
+        assert torch.isfinite(grad).all()
+
+
+def test_minimax_saturates_where_d_rejects_fakes_and_nonsaturating_does_not():
+    # early in training D(G(z)) ~ 0: a very negative logit
+    logit = -10.0
+    minimax_input = torch.tensor([logit], dtype=torch.float64, requires_grad=True)
+    minimax_generator_loss(minimax_input).backward()
+    nonsaturating_input = torch.tensor([logit], dtype=torch.float64, requires_grad=True)
+    nonsaturating_generator_loss(nonsaturating_input).backward()
+
+    sigmoid = 1 / (1 + math.exp(-logit))  # ~ 4.5e-5
+    # d/dl log(1 - sigmoid(l)) = -sigmoid(l): tiny
+    assert minimax_input.grad.item() == pytest.approx(-sigmoid, rel=1e-9)
+    assert abs(minimax_input.grad.item()) < 1e-4
+    # d/dl -log(sigmoid(l)) = -(1 - sigmoid(l)): ~ -1
+    assert nonsaturating_input.grad.item() == pytest.approx(-(1 - sigmoid), rel=1e-9)
+    assert nonsaturating_input.grad.item() == pytest.approx(-1.0, abs=1e-4)
+    # both negative: gradient descent on G raises the logit (makes D call the fake real)
+    assert minimax_input.grad.item() < 0 and nonsaturating_input.grad.item() < 0
+    assert abs(nonsaturating_input.grad.item()) > 1e4 * abs(minimax_input.grad.item())
+
+
+def test_generator_losses_registry_names_exactly_the_two_losses():
+    assert GENERATOR_LOSSES == {"nonsaturating": nonsaturating_generator_loss, "minimax": minimax_generator_loss}
