@@ -87,6 +87,8 @@ def train(
             raise GanforgeError("missing --out: name the run folder to write, e.g. --out runs/digits")
         result = api.train(out=out, show_progress=not quiet, **overrides)
     console.print(f"run folder: {result.run_dir}  (sample from it: ganforge sample {result.run_dir} -n 64 --out grid.png)")
+    if result.stopped_by:
+        raise typer.Exit(130)
 
 
 @app.command(no_args_is_help=True)

@@ -58,6 +58,7 @@ class RunLog:
         self.path = run_dir / "metrics.jsonl"
         self.console = Console(stderr=True)
         self.interactive = show and self.console.is_terminal
+        self.show = show
         self.show_lines = show and not self.interactive
         self.total_steps = total_steps
         self.last_time = time.perf_counter()
@@ -101,4 +102,5 @@ class RunLog:
         return row
 
     def message(self, text: str) -> None:
-        self.console.print(text, highlight=False)
+        if self.show:
+            self.console.print(text, highlight=False, soft_wrap=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,8 @@ class TrainResult:
     step: int
     checkpoint: Path
     samples: Path
-    metrics: dict[str, Any]
+    metrics: dict[str, Any]  # the last log row
+    stopped_by: str | None = None  # "SIGINT"/"SIGTERM" when a signal ended the run early (it is checkpointed)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -241,12 +244,12 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
     last_checkpoint: Path | None = None
     last_samples: Path | None = None
     row: dict[str, Any] = {}
-    with RunLog(run_dir, trainer.step, steps, show=show_progress) as log:
-        while trainer.step < steps:
+    with RunLog(run_dir, trainer.step, steps, show=show_progress) as log, StopRequest() as stop:
+        while trainer.step < steps and not stop.requested:
             trainer.train_step()
             step = trainer.step
             log.advance(step)
-            final = step == steps
+            final = step == steps or stop.requested
             if step % train_config.log_every == 0 or final:
                 values, bad_step = trainer.meter.read()
                 trainer.meter.reset()
@@ -262,13 +265,41 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                 last_checkpoint = trainer.save(run_dir)
         log.message(f"samples: {last_samples}")
         log.message(f"checkpoint: {last_checkpoint}")
+        if stop.requested:
+            log.message(f"stopped by {stop.requested} at step {trainer.step} of {steps}; continue with: "
+                        f"ganforge train --resume {run_dir} --steps {steps}")
     assert last_checkpoint is not None and last_samples is not None
-    return TrainResult(run_dir, trainer.step, last_checkpoint, last_samples, row)
+    return TrainResult(run_dir, trainer.step, last_checkpoint, last_samples, row, stopped_by=stop.requested)
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a request to stop after the current step (a second SIGINT stops at once)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested: str | None = None  # the signal's name once one arrived
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
 
 
 def _diverged(run_dir: Path, step: int, values: dict[str, float]) -> TrainingDivergedError:
     bad = [name for name, value in values.items() if not math.isfinite(value)]
-    what = " and ".join(bad) if bad else "a loss or weight"
+    what = ", ".join(bad) if bad else "a loss or weight"
     kept = list_checkpoints(run_dir)
     where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
     return TrainingDivergedError(
