@@ -200,3 +200,45 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_toy, monk
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, "the handler is restored"
     monkeypatch.undo()
     assert ganforge.resume(tmp_path / "run", steps=5, show_progress=False).step == 5
+
+
+def nan_generator_loss_at(monkeypatch, bad_steps: set[int], trainer_steps: list[int], once: bool = False):
+    """Make the generator loss NaN at ``bad_steps`` (with ``once``, only the first time each runs)."""
+    real_loss = ganforge.training.GENERATOR_LOSSES["nonsaturating"]
+    original_phase = Trainer.generator_phase
+
+    def phase(self, step):
+        trainer_steps.append(step)
+        original_phase(self, step)
+
+    def loss(logits):
+        step = trainer_steps[-1]
+        bad = step in bad_steps and not (once and trainer_steps.count(step) > 1)
+        return real_loss(logits) * (float("nan") if bad else 1.0)
+
+    monkeypatch.setattr(Trainer, "generator_phase", phase)
+    monkeypatch.setitem(ganforge.training.GENERATOR_LOSSES, "nonsaturating", loss)
+
+
+def test_rollback_returns_to_the_last_checkpoint_with_halved_learning_rates(tmp_path, tiny_toy, monkeypatch):
+    seen: list[int] = []
+    nan_generator_loss_at(monkeypatch, {5}, seen, once=True)
+    keys = {**tiny_toy, "checkpoint_every": 4, "on_nan": "rollback"}
+    result = ganforge.train(out=tmp_path / "run", steps=8, show_progress=False, **keys)
+    assert result.step == 8
+    assert seen.count(5) == 2, "step 5 ran, diverged, and ran again after the rollback"
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if "event" in json.loads(line)]
+    assert events == [{"step": 6, "event": "rollback", "diverged_at": 5, "to_step": 4,
+                       "lr_d": 5e-4, "lr_g": 5e-4, "rollback": 1}]
+    final = read_checkpoint(result.run_dir)
+    assert final.state["optimizers"]["generator"][0]["lr"] == 5e-4
+    assert all(torch.isfinite(t).all() for t in final.generator.values())
+
+
+def test_rollback_gives_up_after_max_rollbacks(tmp_path, tiny_toy, monkeypatch):
+    nan_generator_loss_at(monkeypatch, set(range(5, 100)), [])
+    keys = {**tiny_toy, "checkpoint_every": 4, "on_nan": "rollback", "max_rollbacks": 2}
+    with pytest.raises(TrainingDivergedError, match=r"at step 5.*step_0000004.*after 2 rollbacks"):
+        ganforge.train(out=tmp_path / "run", steps=8, show_progress=False, **keys)
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_0000004"]

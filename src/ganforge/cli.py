@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ganforge import api
-from ganforge.config import D_LOSS_REDUCTIONS, DEVICES, LOSSES, MODELS, ORDERS, RunConfig, apply_overrides, flatten_keys, load_yaml
+from ganforge.config import D_LOSS_REDUCTIONS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, RunConfig, apply_overrides, flatten_keys, load_yaml
 from ganforge.describe import describe as describe_model
 from ganforge.errors import GanforgeError
 
@@ -36,6 +36,7 @@ LossName = Literal[LOSSES]  # type: ignore[valid-type]
 OrderName = Literal[ORDERS]  # type: ignore[valid-type]
 ReductionName = Literal[D_LOSS_REDUCTIONS]  # type: ignore[valid-type]
 DeviceName = Literal[DEVICES]  # type: ignore[valid-type]
+OnNanName = Literal[ON_NAN]  # type: ignore[valid-type]
 
 
 @app.command(no_args_is_help=True)
@@ -67,7 +68,9 @@ def train(
     log_every: Annotated[Optional[int], typer.Option(help="Steps between log rows (metrics.jsonl, progress bar). [default: 50]", rich_help_panel=RUN)] = None,
     sample_every: Annotated[Optional[int], typer.Option(help="Steps between fixed-noise sample grids; 0 = only at the end. [default: 250]", rich_help_panel=RUN)] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints; 0 = only at the end. [default: 500]", rich_help_panel=RUN)] = None,
-    keep_checkpoints: Annotated[Optional[int], typer.Option(help="Most recent checkpoints kept; 0 = all. [default: 3]", rich_help_panel=RUN)] = None,
+    keep_checkpoints: Annotated[Optional[int], typer.Option("--keep-checkpoints", "--keep", help="Most recent checkpoints kept; 0 = all. [default: 3]", rich_help_panel=RUN)] = None,
+    on_nan: Annotated[Optional[OnNanName], typer.Option(help="When a loss or weight becomes NaN/inf: stop (the last good checkpoint stays), or rollback to it with both learning rates halved. [default: stop]", rich_help_panel=RUN)] = None,
+    max_rollbacks: Annotated[Optional[int], typer.Option(help="With --on-nan rollback, rollbacks allowed before giving up. [default: 3]", rich_help_panel=RUN)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.", rich_help_panel=RUN)] = False,
 ) -> None:
     """Train a GAN and write a run folder you can resume and sample from.

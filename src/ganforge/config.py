@@ -25,6 +25,7 @@ LOSSES = ("nonsaturating", "minimax")
 ORDERS = ("d-first", "g-first")
 D_LOSS_REDUCTIONS = ("average", "sum")
 DEVICES = ("auto", "cpu", "cuda")
+ON_NAN = ("stop", "rollback")
 
 # Per model, the training values of keys left unset: the seed models use DCGAN's
 # Adam settings; the 2-D toy needs larger batches, a faster rate and more steps
@@ -77,6 +78,8 @@ class TrainConfig:
     sample_every: int = 250  # steps between fixed-noise sample grids; 0 = only at the end
     checkpoint_every: int = 500  # steps between checkpoints; 0 = only at the end
     keep_checkpoints: int = 3  # most recent checkpoints kept; 0 = keep all
+    on_nan: str = "stop"  # stop | rollback: a NaN/inf loss or weight stops the run, or returns to the last checkpoint
+    max_rollbacks: int = 3  # with on_nan=rollback, how many times before giving up; each halves both learning rates
 
 
 @dataclass
@@ -212,10 +215,11 @@ def validate(config: RunConfig) -> None:
     _choice("order", train.order, ORDERS)
     _choice("d_loss_reduction", train.d_loss_reduction, D_LOSS_REDUCTIONS)
     _choice("device", train.device, DEVICES)
+    _choice("on_nan", train.on_nan, ON_NAN)
     for key in ("batch_size", "d_steps", "g_steps", "log_every"):
         if getattr(train, key) is not None:
             _at_least(key, getattr(train, key), 1)
-    for key in ("sample_every", "checkpoint_every", "keep_checkpoints"):
+    for key in ("sample_every", "checkpoint_every", "keep_checkpoints", "max_rollbacks"):
         _at_least(key, getattr(train, key), 0)
     for key in ("image_size", "channels", "z_dim", "width"):
         value = getattr(model, key)

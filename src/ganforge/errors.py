@@ -1,5 +1,7 @@
 """User-facing errors: one line that names the problem and the fix."""
 
+from __future__ import annotations
+
 
 class GanforgeError(Exception):
     """A problem with the user's input or environment, reported as one clear line.
@@ -23,3 +25,5 @@ class CheckpointError(GanforgeError):
 
 class TrainingDivergedError(GanforgeError):
     """A loss or weight became NaN or infinite; the last good checkpoint is kept."""
+
+    step: int | None = None  # the first step at which a non-finite value was seen

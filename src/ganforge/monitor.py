@@ -101,6 +101,16 @@ class RunLog:
             self.console.print(f"step {step}/{self.total_steps}  {stats}", highlight=False)
         return row
 
+    def event(self, step: int, name: str, **details: Any) -> None:
+        """Record something that happened (e.g. a rollback) in metrics.jsonl and tell the user."""
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps({"step": step, "event": name, **details}) + "\n")
+        self.progress.update(self.task, completed=details.get("to_step", step))
+        self.last_step = details.get("to_step", step)
+        if self.show:
+            described = ", ".join(f"{key} {value}" for key, value in details.items())
+            self.console.print(f"[yellow]{name}[/] at step {step}: {described}", highlight=False)
+
     def message(self, text: str) -> None:
         if self.show:
             self.console.print(text, highlight=False, soft_wrap=True)

@@ -33,6 +33,7 @@ from ganforge.monitor import Meter, RunLog
 PREVIEW_SAMPLES = 64  # fixed-noise samples in each preview grid (2-D data: points in each scatter plot)
 POINT_PREVIEW_SAMPLES = 1000
 PREVIEW_SEED_OFFSET = 2  # the preview noise's seed is the run's seed + 2
+ROLLBACK_LR_FACTOR = 0.5  # each rollback after a divergence halves both learning rates
 
 
 @dataclass
@@ -168,6 +169,23 @@ class Trainer:
             keep=self.config.train.keep_checkpoints,
         )
 
+    def roll_back(self, run_dir: Path) -> dict[str, Any]:
+        """Return to the latest checkpoint after a divergence, halving the learning rates that diverged."""
+        if not list_checkpoints(run_dir):
+            raise TrainingDivergedError(
+                f"training diverged at step {self.step} before the first checkpoint, so there is nothing to roll "
+                "back to: lower --lr-d/--lr-g or set --checkpoint-every smaller"
+            )
+        rates = {name: [group["lr"] for group in optimizer.param_groups]
+                 for name, optimizer in (("lr_d", self.opt_d), ("lr_g", self.opt_g))}
+        self.restore(run_dir)
+        for name, optimizer in (("lr_d", self.opt_d), ("lr_g", self.opt_g)):
+            for group, rate in zip(optimizer.param_groups, rates[name]):
+                group["lr"] = rate * ROLLBACK_LR_FACTOR
+        self.meter.reset()
+        return {"to_step": self.step,
+                "lr_d": self.opt_d.param_groups[0]["lr"], "lr_g": self.opt_g.param_groups[0]["lr"]}
+
     def restore(self, checkpoint_path: Path) -> None:
         checkpoint = read_checkpoint(checkpoint_path)
         checkpoint.restore_models(self.generator, self.discriminator)
@@ -244,24 +262,35 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
     last_checkpoint: Path | None = None
     last_samples: Path | None = None
     row: dict[str, Any] = {}
+    rollbacks = 0
     with RunLog(run_dir, trainer.step, steps, show=show_progress) as log, StopRequest() as stop:
         while trainer.step < steps and not stop.requested:
             trainer.train_step()
             step = trainer.step
             log.advance(step)
             final = step == steps or stop.requested
-            if step % train_config.log_every == 0 or final:
-                values, bad_step = trainer.meter.read()
-                trainer.meter.reset()
-                row = log.record(step, values)
-                if bad_step is not None:
-                    raise _diverged(run_dir, bad_step, values)
+            try:
+                if step % train_config.log_every == 0 or final:
+                    values, bad_step = trainer.meter.read()
+                    trainer.meter.reset()
+                    row = log.record(step, values)
+                    if bad_step is not None:
+                        raise _diverged(run_dir, bad_step, values)
+                if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final:
+                    _, bad_step = trainer.meter.read()
+                    if bad_step is not None or not trainer.weights_are_finite():
+                        raise _diverged(run_dir, bad_step or step, {})
+            except TrainingDivergedError as error:
+                if train_config.on_nan != "rollback" or rollbacks >= train_config.max_rollbacks:
+                    if rollbacks:
+                        raise TrainingDivergedError(f"{error} (after {rollbacks} rollbacks)") from None
+                    raise
+                rollbacks += 1
+                log.event(step, "rollback", diverged_at=error.step, **trainer.roll_back(run_dir), rollback=rollbacks)
+                continue
             if (train_config.sample_every and step % train_config.sample_every == 0) or final:
                 last_samples = save_samples_picture(trainer.preview(), run_dir / "samples" / f"step_{step:07d}.png", modes)
             if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final:
-                _, bad_step = trainer.meter.read()
-                if bad_step is not None or not trainer.weights_are_finite():
-                    raise _diverged(run_dir, bad_step or step, {})
                 last_checkpoint = trainer.save(run_dir)
         log.message(f"samples: {last_samples}")
         log.message(f"checkpoint: {last_checkpoint}")
@@ -302,7 +331,9 @@ def _diverged(run_dir: Path, step: int, values: dict[str, float]) -> TrainingDiv
     what = ", ".join(bad) if bad else "a loss or weight"
     kept = list_checkpoints(run_dir)
     where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
-    return TrainingDivergedError(
+    error = TrainingDivergedError(
         f"training diverged: {what} became NaN or infinite at step {step}; {where}; "
         "lower --lr-d/--lr-g and resume or start again"
     )
+    error.step = step
+    return error
