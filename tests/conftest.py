@@ -8,9 +8,9 @@ import torch
 torch.set_num_threads(1)  # small ops are faster on one thread, and results do not depend on the core count
 
 TINY_TOY = {"model": "toy", "data": "ring8", "width": 16, "batch_size": 32, "log_every": 2,
-            "sample_every": 0, "checkpoint_every": 0}
+            "sample_every": 0, "checkpoint_every": 0, "tensorboard": False}
 TINY_DCGAN = {"model": "dcgan", "data": "digits", "image_size": 28, "width": 4, "batch_size": 8, "log_every": 2,
-              "sample_every": 0, "checkpoint_every": 0}
+              "sample_every": 0, "checkpoint_every": 0, "tensorboard": False}
 
 
 @pytest.fixture

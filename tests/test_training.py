@@ -88,6 +88,7 @@ def run_metrics(run_dir) -> list[dict]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
         row.pop("seconds_per_step")
+        row.pop("images_per_second")
     return rows
 
 
@@ -125,7 +126,9 @@ def test_run_folder_holds_config_metrics_samples_and_checkpoints(tmp_path, tiny_
     assert saved["train"]["steps"] == 7 and saved["train"]["lr_g"] == 2e-4
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [2, 4, 6, 7]
-    assert set(rows[0]) == {"step", "d_loss", "g_loss", "d_real", "d_fake", "seconds_per_step"}
+    assert set(rows[0]) == {"step", "d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
+                            "seconds_per_step", "images_per_second", "lr_d", "lr_g"}
+    assert rows[0]["images_per_second"] == pytest.approx(8 / rows[0]["seconds_per_step"], rel=1e-3)
     assert 0 < rows[0]["d_real"] < 1 and 0 < rows[0]["d_fake"] < 1
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
         "step_0000002.png", "step_0000004.png", "step_0000006.png", "step_0000007.png"]
@@ -242,3 +245,23 @@ def test_rollback_gives_up_after_max_rollbacks(tmp_path, tiny_toy, monkeypatch):
     with pytest.raises(TrainingDivergedError, match=r"at step 5.*step_0000004.*after 2 rollbacks"):
         ganforge.train(out=tmp_path / "run", steps=8, show_progress=False, **keys)
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_0000004"]
+
+
+def test_tensorboard_event_files_hold_the_training_scalars_and_samples(tmp_path, tiny_dcgan):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    keys = {**tiny_dcgan, "sample_every": 2, "tensorboard": True}
+    ganforge.train(out=tmp_path / "run", steps=4, show_progress=False, **keys)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert set(events.Tags()["scalars"]) >= {
+        "loss/discriminator", "loss/generator", "D/real D(x)", "D/fake D(G(z))", "gradient_norm/discriminator",
+        "gradient_norm/generator", "learning_rate/discriminator", "learning_rate/generator",
+        "speed/images_per_second"}
+    assert [event.step for event in events.Scalars("loss/generator")] == [2, 4]
+    assert events.Tags()["images"] == ["samples"] and len(events.Images("samples")) == 2
+
+
+def test_tensorboard_off_writes_no_event_files(tmp_path, tiny_toy):
+    ganforge.train(out=tmp_path / "run", steps=2, tensorboard=False, show_progress=False, **tiny_toy)
+    assert not (tmp_path / "run" / "tensorboard").exists()

@@ -78,6 +78,7 @@ class TrainConfig:
     sample_every: int = 250  # steps between fixed-noise sample grids; 0 = only at the end
     checkpoint_every: int = 500  # steps between checkpoints; 0 = only at the end
     keep_checkpoints: int = 3  # most recent checkpoints kept; 0 = keep all
+    tensorboard: bool | None = None  # write TensorBoard logs to RUN/tensorboard; None = when tensorboard is installed
     on_nan: str = "stop"  # stop | rollback: a NaN/inf loss or weight stops the run, or returns to the last checkpoint
     max_rollbacks: int = 3  # with on_nan=rollback, how many times before giving up; each halves both learning rates
 
@@ -176,6 +177,10 @@ def _coerce(key: str, value: Any, type_name: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
+        if base == "bool":
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
         if base == "str":
             if not isinstance(value, (str, Path)):
                 raise ValueError
@@ -184,7 +189,8 @@ def _coerce(key: str, value: Any, type_name: str) -> Any:
         pass
     else:
         return value
-    raise ConfigError(f"config key '{key}' must be {'an' if base == 'int' else 'a'} {base}, got {value!r}")
+    kind = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(base, base)
+    raise ConfigError(f"config key '{key}' must be {kind}, got {value!r}")
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

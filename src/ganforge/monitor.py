@@ -12,12 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
-STATISTICS = ("d_loss", "g_loss", "d_real", "d_fake")  # d_real = mean D(x), d_fake = mean D(G(z)) in the D step
+from ganforge.errors import GanforgeError
+
+# d_real = mean D(x), d_fake = mean D(G(z)) in the D step; *_grad_norm = L2 norm of all of a network's gradients
+STATISTICS = ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm")
 
 
 class Meter:
@@ -54,8 +58,11 @@ class Meter:
 class RunLog:
     """``metrics.jsonl`` plus what the user sees: a progress bar, or plain lines when piped."""
 
-    def __init__(self, run_dir: Path, start_step: int, total_steps: int, show: bool = True) -> None:
+    def __init__(self, run_dir: Path, start_step: int, total_steps: int, images_per_step: int, show: bool = True,
+                 tensorboard: bool | None = None) -> None:
         self.path = run_dir / "metrics.jsonl"
+        self.images_per_step = images_per_step  # real images consumed per step (batch size x D steps)
+        self.tensorboard = _tensorboard_writer(run_dir, tensorboard)
         self.console = Console(stderr=True)
         self.interactive = show and self.console.is_terminal
         self.show = show
@@ -80,6 +87,8 @@ class RunLog:
 
     def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def advance(self, step: int) -> None:
         self.progress.update(self.task, completed=step)
@@ -90,9 +99,14 @@ class RunLog:
         seconds_per_step = (now - self.last_time) / max(step - self.last_step, 1)
         self.last_time, self.last_step = now, step
         row = {"step": step, **{k: round(v, 6) for k, v in values.items()},
-               "seconds_per_step": round(seconds_per_step, 6), **extra}
+               "seconds_per_step": round(seconds_per_step, 6),
+               "images_per_second": round(self.images_per_step / max(seconds_per_step, 1e-9), 2), **extra}
         with open(self.path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
+        if self.tensorboard is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(_TENSORBOARD_TAGS.get(key, f"metrics/{key}"), value, step)
         stats = "  ".join(f"{label} {values[key]:.3f}" for key, label in
                           (("d_loss", "D"), ("g_loss", "G"), ("d_real", "D(x)"), ("d_fake", "D(G(z))")) if key in values)
         stats += f"  {seconds_per_step:.3f} s/step"
@@ -100,6 +114,11 @@ class RunLog:
         if self.show_lines:
             self.console.print(f"step {step}/{self.total_steps}  {stats}", highlight=False)
         return row
+
+    def images(self, step: int, grid: Any) -> None:
+        """The fixed-noise sample picture (a PIL image) in TensorBoard."""
+        if self.tensorboard is not None:
+            self.tensorboard.add_image("samples", np.asarray(grid.convert("RGB")), step, dataformats="HWC")
 
     def event(self, step: int, name: str, **details: Any) -> None:
         """Record something that happened (e.g. a rollback) in metrics.jsonl and tell the user."""
@@ -114,3 +133,36 @@ class RunLog:
     def message(self, text: str) -> None:
         if self.show:
             self.console.print(text, highlight=False, soft_wrap=True)
+
+
+_TENSORBOARD_TAGS = {  # metrics.jsonl key -> TensorBoard tag; others go under metrics/
+    "d_loss": "loss/discriminator",
+    "g_loss": "loss/generator",
+    "d_real": "D/real D(x)",
+    "d_fake": "D/fake D(G(z))",
+    "d_grad_norm": "gradient_norm/discriminator",
+    "g_grad_norm": "gradient_norm/generator",
+    "lr_d": "learning_rate/discriminator",
+    "lr_g": "learning_rate/generator",
+    "seconds_per_step": "speed/seconds_per_step",
+    "images_per_second": "speed/images_per_second",
+}
+
+
+def tensorboard_available() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _tensorboard_writer(run_dir: Path, wanted: bool | None) -> Any:
+    """A SummaryWriter in RUN/tensorboard, or None when not wanted (None = when tensorboard is installed)."""
+    if wanted is False or (wanted is None and not tensorboard_available()):
+        return None
+    if not tensorboard_available():
+        raise GanforgeError("--tensorboard needs the tensorboard package: pip install 'ganforge[tensorboard]'")
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import Tensor
 
 from ganforge.checkpoint import list_checkpoints, read_checkpoint, save_checkpoint
@@ -46,6 +47,11 @@ class TrainResult:
     samples: Path
     metrics: dict[str, Any]  # the last log row
     stopped_by: str | None = None  # "SIGINT"/"SIGTERM" when a signal ended the run early (it is checkpointed)
+
+
+def gradient_norm(network: torch.nn.Module) -> Tensor:
+    """The L2 norm of all of a network's gradients, as a device scalar (no host sync)."""
+    return torch.nn.utils.get_total_norm([p.grad for p in network.parameters() if p.grad is not None])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -121,7 +127,7 @@ class Trainer:
             loss.backward()
             self.opt_d.step()
             self.meter.add(step, d_loss=loss, d_real=torch.sigmoid(real_logits).mean(),
-                           d_fake=torch.sigmoid(fake_logits).mean())
+                           d_fake=torch.sigmoid(fake_logits).mean(), d_grad_norm=gradient_norm(self.discriminator))
 
     def generator_phase(self, step: int) -> None:
         """g updates of G through a frozen D (D's parameters get no gradient and do not move)."""
@@ -134,7 +140,7 @@ class Trainer:
                 self.opt_g.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt_g.step()
-                self.meter.add(step, g_loss=loss)
+                self.meter.add(step, g_loss=loss, g_grad_norm=gradient_norm(self.generator))
         finally:
             self.discriminator.requires_grad_(True)
 
@@ -156,6 +162,9 @@ class Trainer:
             return self.generator(self.preview_noise).cpu()
         finally:
             self.generator.train()
+
+    def learning_rates(self) -> dict[str, float]:
+        return {"lr_d": self.opt_d.param_groups[0]["lr"], "lr_g": self.opt_g.param_groups[0]["lr"]}
 
     def weights_are_finite(self) -> bool:
         parameters = [*self.generator.parameters(), *self.discriminator.parameters()]
@@ -263,7 +272,9 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
     last_samples: Path | None = None
     row: dict[str, Any] = {}
     rollbacks = 0
-    with RunLog(run_dir, trainer.step, steps, show=show_progress) as log, StopRequest() as stop:
+    images_per_step = train_config.batch_size * train_config.d_steps
+    with RunLog(run_dir, trainer.step, steps, images_per_step, show=show_progress,
+                tensorboard=train_config.tensorboard) as log, StopRequest() as stop:
         while trainer.step < steps and not stop.requested:
             trainer.train_step()
             step = trainer.step
@@ -273,7 +284,7 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                 if step % train_config.log_every == 0 or final:
                     values, bad_step = trainer.meter.read()
                     trainer.meter.reset()
-                    row = log.record(step, values)
+                    row = log.record(step, values, **trainer.learning_rates())
                     if bad_step is not None:
                         raise _diverged(run_dir, bad_step, values)
                 if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final:
@@ -290,6 +301,7 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                 continue
             if (train_config.sample_every and step % train_config.sample_every == 0) or final:
                 last_samples = save_samples_picture(trainer.preview(), run_dir / "samples" / f"step_{step:07d}.png", modes)
+                log.images(step, Image.open(last_samples))
             if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final:
                 last_checkpoint = trainer.save(run_dir)
         log.message(f"samples: {last_samples}")
