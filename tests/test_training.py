@@ -263,5 +263,5 @@ def test_tensorboard_event_files_hold_the_training_scalars_and_samples(tmp_path,
 
 
 def test_tensorboard_off_writes_no_event_files(tmp_path, tiny_toy):
-    ganforge.train(out=tmp_path / "run", steps=2, tensorboard=False, show_progress=False, **tiny_toy)
+    ganforge.train(out=tmp_path / "run", steps=2, show_progress=False, **tiny_toy)  # the fixture sets tensorboard=False
     assert not (tmp_path / "run" / "tensorboard").exists()
