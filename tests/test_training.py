@@ -265,3 +265,45 @@ def test_tensorboard_event_files_hold_the_training_scalars_and_samples(tmp_path,
 def test_tensorboard_off_writes_no_event_files(tmp_path, tiny_toy):
     ganforge.train(out=tmp_path / "run", steps=2, show_progress=False, **tiny_toy)  # the fixture sets tensorboard=False
     assert not (tmp_path / "run" / "tensorboard").exists()
+
+
+def test_bf16_autocast_trains_and_resumes_exactly(tmp_path, tiny_dcgan):
+    keys = {**tiny_dcgan, "precision": "bf16"}
+    straight = ganforge.train(out=tmp_path / "straight", steps=4, show_progress=False, **keys)
+    ganforge.train(out=tmp_path / "split", steps=2, show_progress=False, **keys)
+    resumed = ganforge.resume(tmp_path / "split", steps=4, show_progress=False)
+    a, b = read_checkpoint(straight.run_dir), read_checkpoint(resumed.run_dir)
+    assert all(torch.equal(a.generator[k], b.generator[k]) for k in a.generator)
+    assert all(v.dtype == torch.float32 for v in a.generator.values() if v.is_floating_point()), "weights stay fp32"
+    fp32 = ganforge.train(out=tmp_path / "fp32", steps=4, show_progress=False, **tiny_dcgan)
+    c = read_checkpoint(fp32.run_dir)
+    assert not all(torch.equal(a.generator[k], c.generator[k]) for k in a.generator), "bf16 really ran"
+
+
+def test_channels_last_is_a_memory_layout_not_a_different_model(tiny_dcgan):
+    fast, plain = make_trainer(tiny_dcgan), make_trainer({**tiny_dcgan, "channels_last": False})
+    assert fast.discriminator.layers[1][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain.discriminator.layers[1][0].weight.is_contiguous()
+    z = torch.randn(8, 50)
+    images = plain.generator(z)
+    torch.testing.assert_close(fast.generator(z), images, rtol=1e-4, atol=1e-6)
+    for trainer in (fast, plain):
+        trainer.discriminator(images.detach()).sum().backward()
+    for (name, a), b in zip(fast.discriminator.named_parameters(), plain.discriminator.parameters()):
+        if name.endswith("weight"):  # a conv bias before BatchNorm has a true gradient of 0: only rounding noise
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_fp16_needs_a_gpu(tmp_path, tiny_toy):
+    with pytest.raises(ganforge.ConfigError, match="fp16 needs a CUDA GPU.*bf16"):
+        ganforge.train(out=tmp_path / "run", steps=2, precision="fp16", device="cpu", show_progress=False, **tiny_toy)
+
+
+def test_compiled_networks_compute_the_same_losses_and_save_plain_weights(tmp_path, tiny_toy):
+    keys = {**tiny_toy, "log_every": 1}
+    compiled = ganforge.train(out=tmp_path / "compiled", steps=1, compile=True, show_progress=False, **keys)
+    plain = ganforge.train(out=tmp_path / "plain", steps=1, show_progress=False, **keys)
+    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
+        assert compiled.metrics[key] == pytest.approx(plain.metrics[key], rel=1e-4), key
+    weights = read_checkpoint(compiled.run_dir).generator
+    assert weights.keys() == read_checkpoint(plain.run_dir).generator.keys(), "no _orig_mod. prefixes"

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ganforge import api
-from ganforge.config import D_LOSS_REDUCTIONS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, RunConfig, apply_overrides, flatten_keys, load_yaml
+from ganforge.config import D_LOSS_REDUCTIONS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, PRECISIONS, RunConfig, apply_overrides, flatten_keys, load_yaml
 from ganforge.describe import describe as describe_model
 from ganforge.errors import GanforgeError
 
@@ -29,6 +29,7 @@ MODEL = "Model"
 DATA = "Data"
 ALGORITHM = "Algorithm"
 RUN = "Run"
+SPEED = "Speed"
 
 
 ModelName = Literal[MODELS]  # type: ignore[valid-type]
@@ -37,6 +38,7 @@ OrderName = Literal[ORDERS]  # type: ignore[valid-type]
 ReductionName = Literal[D_LOSS_REDUCTIONS]  # type: ignore[valid-type]
 DeviceName = Literal[DEVICES]  # type: ignore[valid-type]
 OnNanName = Literal[ON_NAN]  # type: ignore[valid-type]
+PrecisionName = Literal[PRECISIONS]  # type: ignore[valid-type]
 
 
 @app.command(no_args_is_help=True)
@@ -71,6 +73,9 @@ def train(
     keep_checkpoints: Annotated[Optional[int], typer.Option("--keep-checkpoints", "--keep", help="Most recent checkpoints kept; 0 = all. [default: 3]", rich_help_panel=RUN)] = None,
     on_nan: Annotated[Optional[OnNanName], typer.Option(help="When a loss or weight becomes NaN/inf: stop (the last good checkpoint stays), or rollback to it with both learning rates halved. [default: stop]", rich_help_panel=RUN)] = None,
     max_rollbacks: Annotated[Optional[int], typer.Option(help="With --on-nan rollback, rollbacks allowed before giving up. [default: 3]", rich_help_panel=RUN)] = None,
+    precision: Annotated[Optional[PrecisionName], typer.Option(help="Arithmetic of the forward passes: fp32, bf16 autocast (CPU and GPU), fp16 autocast with loss scaling (CUDA). [default: fp32]", rich_help_panel=SPEED)] = None,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory for convolutions (faster kernels, same results up to rounding). [default: on for dcgan]", rich_help_panel=SPEED)] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile both networks: faster steps after a start-up cost (seconds to minutes). [default: off]", rich_help_panel=SPEED)] = None,
     tensorboard: Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="TensorBoard logs in RUN/tensorboard (tensorboard --logdir RUN). [default: on when tensorboard is installed]", rich_help_panel=RUN)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.", rich_help_panel=RUN)] = False,
 ) -> None:

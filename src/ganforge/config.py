@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import reprlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ ORDERS = ("d-first", "g-first")
 D_LOSS_REDUCTIONS = ("average", "sum")
 DEVICES = ("auto", "cpu", "cuda")
 ON_NAN = ("stop", "rollback")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 # Per model, the training values of keys left unset: the seed models use DCGAN's
 # Adam settings; the 2-D toy needs larger batches, a faster rate and more steps
@@ -78,6 +80,9 @@ class TrainConfig:
     sample_every: int = 250  # steps between fixed-noise sample grids; 0 = only at the end
     checkpoint_every: int = 500  # steps between checkpoints; 0 = only at the end
     keep_checkpoints: int = 3  # most recent checkpoints kept; 0 = keep all
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA, with loss scaling): autocast for the forward passes
+    channels_last: bool | None = None  # channels_last memory for convolutions; None = on for dcgan
+    compile: bool = False  # torch.compile both networks: faster steps after a start-up cost of seconds to minutes
     tensorboard: bool | None = None  # write TensorBoard logs to RUN/tensorboard; None = when tensorboard is installed
     on_nan: str = "stop"  # stop | rollback: a NaN/inf loss or weight stops the run, or returns to the last checkpoint
     max_rollbacks: int = 3  # with on_nan=rollback, how many times before giving up; each halves both learning rates
@@ -185,23 +190,38 @@ def _coerce(key: str, value: Any, type_name: str) -> Any:
             if not isinstance(value, (str, Path)):
                 raise ValueError
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float() of an integer beyond 1e308
         pass
     else:
         return value
     kind = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(base, base)
-    raise ConfigError(f"config key '{key}' must be {kind}, got {value!r}")
+    raise ConfigError(f"config key '{key}' must be {kind}, got {_shown(value)}")
+
+
+_MAX_CONFIG_BYTES = 1_000_000  # a config holds a few dozen keys; a larger file is not one
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML config file into a dict of (flat or nested) keys."""
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
+    size = path.stat().st_size
+    if size > _MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {path} is {size:,} bytes, more than the {_MAX_CONFIG_BYTES:,} a config may have: "
+            "pass the YAML config file to --config"
+        )
+    # PyYAML raises ValueError for scalars it recognises but cannot build (the date 2020-02-30, an
+    # integer of more than 4300 digits) and RecursionError for collections nested a few hundred deep.
     try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        first_line = str(error).splitlines()[0] if str(error) else "syntax error"
-        raise ConfigError(f"config file {path} is not valid YAML ({first_line}): fix the file") from None
+        values = yaml.safe_load(path.read_bytes())  # bytes: PyYAML reports a bad encoding as a YAMLError
+    except OSError as error:
+        raise ConfigError(f"could not read config file {path} ({error.strerror}): check its permissions") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests too deeply to be a config: fix the file") from None
+    except (yaml.YAMLError, ValueError) as error:
+        first_line = next((line for line in str(error).splitlines() if line.strip()), "syntax error")
+        raise ConfigError(f"config file {path} is not valid YAML ({first_line.strip()}): fix the file") from None
     if values is None:
         return {}
     if not isinstance(values, dict):
@@ -213,15 +233,34 @@ def save_yaml(config: RunConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
+# Generous ceilings: past them a run exhausts memory or never ends before it can say anything useful.
+UPPER_LIMITS: dict[str, tuple[int, str]] = {  # key -> (largest value, a usual one)
+    "image_size": (1024, "64"),
+    "width": (4096, "64"),
+    "z_dim": (65536, "100"),
+    "batch_size": (65536, "64"),
+    "steps": (10**9, "2000"),
+    "epochs": (10**6, "25"),
+    "d_steps": (1000, "1"),
+    "g_steps": (1000, "1"),
+}
+SEED_RANGE = (-(2**63), 2**63 - 1)  # what torch.Generator.manual_seed takes, with room for the seed offsets
+
+
 def validate(config: RunConfig) -> None:
     """Reject values that cannot work, naming the value and the fix."""
     model, train = config.model, config.train
+    for key in ("data", "data_root"):
+        path = getattr(config.data, key)
+        if path is not None and "\0" in path:
+            raise ConfigError(f"{key} {_shown(path)} contains a NUL character, which no path can hold: fix the path")
     _choice("model", model.model, MODELS)
     _choice("loss", train.loss, LOSSES)
     _choice("order", train.order, ORDERS)
     _choice("d_loss_reduction", train.d_loss_reduction, D_LOSS_REDUCTIONS)
     _choice("device", train.device, DEVICES)
     _choice("on_nan", train.on_nan, ON_NAN)
+    _choice("precision", train.precision, PRECISIONS)
     for key in ("batch_size", "d_steps", "g_steps", "log_every"):
         if getattr(train, key) is not None:
             _at_least(key, getattr(train, key), 1)
@@ -232,7 +271,7 @@ def validate(config: RunConfig) -> None:
         if value is not None:
             _at_least(key, value, 1)
     if model.channels is not None and model.channels not in (1, 3):
-        raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {model.channels}")
+        raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {_shown(model.channels)}")
     if train.steps is not None and train.epochs is not None:
         raise ConfigError("give either --steps or --epochs, not both")
     if train.steps is not None:
@@ -247,13 +286,40 @@ def validate(config: RunConfig) -> None:
         value = getattr(train, key)
         if not 0 <= value < 1:
             raise ConfigError(f"{key} must lie in [0, 1), got {value}")
+    for key, (limit, usual) in UPPER_LIMITS.items():
+        value = getattr(model if hasattr(model, key) else train, key)
+        if value is not None and value > limit:
+            raise ConfigError(
+                f"{key} {_shown(value)} is above the limit of {limit:,}: use at most {limit:,} (e.g. {usual})"
+            )
+    if not SEED_RANGE[0] <= train.seed <= SEED_RANGE[1]:
+        raise ConfigError(
+            f"seed {_shown(train.seed)} does not fit in 64 bits: use a whole number from -2**63 to 2**63 - 1"
+        )
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}")
+        raise ConfigError(f"{key} {_shown(value)} is not one of {', '.join(allowed)}")
 
 
 def _at_least(key: str, value: int, minimum: int) -> None:
     if value < minimum:
-        raise ConfigError(f"{key} must be at least {minimum}, got {value}")
+        raise ConfigError(f"{key} must be at least {minimum}, got {_shown(value)}")
+
+
+class _ShortRepr(reprlib.Repr):
+    """repr() cut to a few elements and characters, so that a message about a YAML alias bomb
+    ("billion laughs": a billion strings through shared references) or a huge number stays one short line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother, self.maxlong = 2, 60, 60, 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:  # repr() of more than 4300 digits raises ValueError
+            return f"{'-' if x < 0 else ''}<an integer of about {int(x.bit_length() * math.log10(2)) + 1} digits>"
+        return super().repr_int(x, level)
+
+
+_shown = _ShortRepr().repr

@@ -14,7 +14,7 @@ from ganforge.data import MIXTURES, mixture_modes
 from ganforge.errors import GanforgeError
 from ganforge.images import save_image_files, save_samples_picture
 from ganforge.models import Generator, build_models
-from ganforge.training import resolve_device
+from ganforge.training import resolve_device, uses_channels_last
 
 SAMPLE_BATCH = 1024  # samples generated per forward pass
 
@@ -32,8 +32,10 @@ class TrainedGenerator:
     def load(cls, path: Path | str, device: str = "auto") -> TrainedGenerator:
         """From a run folder (its latest checkpoint) or one checkpoint folder."""
         checkpoint = read_checkpoint(Path(path))
-        generator, _ = build_models(checkpoint.config.model)
-        checkpoint.restore_models(generator, _)
+        generator, discriminator = build_models(checkpoint.config.model)
+        checkpoint.restore_models(generator, discriminator)
+        if uses_channels_last(checkpoint.config):  # the layout it trained in, so outputs match the trainer's exactly
+            generator.to(memory_format=torch.channels_last)
         return cls(generator, checkpoint.config, checkpoint.step, resolve_device(device))
 
     @property

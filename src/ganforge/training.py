@@ -54,6 +54,20 @@ def gradient_norm(network: torch.nn.Module) -> Tensor:
     return torch.nn.utils.get_total_norm([p.grad for p in network.parameters() if p.grad is not None])
 
 
+def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give loaded optimizer state (saved contiguous) its parameter's memory layout, as fused Adam expects."""
+    for parameter, state in optimizer.state.items():
+        for key, value in state.items():
+            if isinstance(value, Tensor) and value.shape == parameter.shape:
+                state[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
+
+
+def uses_channels_last(config: RunConfig) -> bool:
+    """channels_last memory (faster oneDNN/cuDNN convolutions) for convolutional models unless turned off."""
+    wanted = config.train.channels_last
+    return config.model.model == "dcgan" if wanted is None else wanted and config.model.model == "dcgan"
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -98,17 +112,31 @@ class Trainer:
         self.device = device
         train = config.train
         self.generator, self.discriminator = build_models(config.model, seed=train.seed)
-        self.generator.to(device)
-        self.discriminator.to(device)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2))
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2))
+        self.memory_format = torch.channels_last if uses_channels_last(config) else torch.contiguous_format
+        for network in (self.generator, self.discriminator):
+            network.to(device=device, memory_format=self.memory_format)
+        fused = device.type in ("cpu", "cuda")
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2),
+                                      fused=fused)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2),
+                                      fused=fused)
         self.generator_loss = GENERATOR_LOSSES[train.loss]
+        # What runs the forward passes: the networks themselves, or their compiled twins (same parameters).
+        self.run_generator = torch.compile(self.generator) if train.compile else self.generator
+        self.run_discriminator = torch.compile(self.discriminator) if train.compile else self.discriminator
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)
+        self.scaler_d = torch.amp.GradScaler(device.type, enabled=train.precision == "fp16")
+        self.scaler_g = torch.amp.GradScaler(device.type, enabled=train.precision == "fp16")
         self.noise = torch.Generator(device).manual_seed(train.seed)
         preview = torch.Generator(device).manual_seed(train.seed + PREVIEW_SEED_OFFSET)
         count = POINT_PREVIEW_SAMPLES if data.kind == "points" else PREVIEW_SAMPLES
         self.preview_noise = torch.randn(count, self.generator.z_dim, generator=preview, device=device)
         self.meter = Meter(device)
         self.step = 0
+
+    def autocast(self) -> torch.autocast:
+        """Mixed precision for the forward passes when --precision is bf16 or fp16 (a no-op in fp32)."""
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
     def sample_noise(self, count: int) -> Tensor:  # -> (count, z_dim), z ~ N(0, I)
         return torch.randn(count, self.generator.z_dim, generator=self.noise, device=self.device)
@@ -118,16 +146,21 @@ class Trainer:
         batch_size = self.config.train.batch_size
         for _ in range(self.config.train.d_steps):
             real = self.data.next_batch(batch_size)
-            with torch.no_grad():
-                fake = self.generator(self.sample_noise(batch_size))
-            real_logits = self.discriminator(real)
-            fake_logits = self.discriminator(fake)
+            if real.ndim == 4:
+                real = real.contiguous(memory_format=self.memory_format)
+            with torch.no_grad(), self.autocast():
+                fake = self.run_generator(self.sample_noise(batch_size))
+            with self.autocast():
+                real_logits = self.run_discriminator(real).float()
+                fake_logits = self.run_discriminator(fake).float()
             loss = discriminator_loss(real_logits, fake_logits, self.config.train.d_loss_reduction)
             self.opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_d.step()
+            self.scaler_d.scale(loss).backward()
+            self.scaler_d.unscale_(self.opt_d)
             self.meter.add(step, d_loss=loss, d_real=torch.sigmoid(real_logits).mean(),
                            d_fake=torch.sigmoid(fake_logits).mean(), d_grad_norm=gradient_norm(self.discriminator))
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
 
     def generator_phase(self, step: int) -> None:
         """g updates of G through a frozen D (D's parameters get no gradient and do not move)."""
@@ -135,12 +168,15 @@ class Trainer:
         self.discriminator.requires_grad_(False)
         try:
             for _ in range(self.config.train.g_steps):
-                fake_logits = self.discriminator(self.generator(self.sample_noise(batch_size)))
+                with self.autocast():
+                    fake_logits = self.run_discriminator(self.run_generator(self.sample_noise(batch_size))).float()
                 loss = self.generator_loss(fake_logits)
                 self.opt_g.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt_g.step()
+                self.scaler_g.scale(loss).backward()
+                self.scaler_g.unscale_(self.opt_g)
                 self.meter.add(step, g_loss=loss, g_grad_norm=gradient_norm(self.generator))
+                self.scaler_g.step(self.opt_g)
+                self.scaler_g.update()
         finally:
             self.discriminator.requires_grad_(True)
 
@@ -174,7 +210,7 @@ class Trainer:
         return save_checkpoint(
             run_dir, self.step, self.config, self.generator, self.discriminator,
             {"generator": self.opt_g, "discriminator": self.opt_d},
-            {"noise": {"rng": self.noise.get_state()}, "data": self.data.state_dict()},
+            {"noise": {"rng": self.noise.get_state()}, "data": self.data.state_dict(), **self._scaler_states()},
             keep=self.config.train.keep_checkpoints,
         )
 
@@ -200,9 +236,19 @@ class Trainer:
         checkpoint.restore_models(self.generator, self.discriminator)
         checkpoint.restore_optimizer("generator", self.opt_g)
         checkpoint.restore_optimizer("discriminator", self.opt_d)
+        for optimizer in (self.opt_g, self.opt_d):
+            match_parameter_layout(optimizer)
         self.noise.set_state(checkpoint.section("noise")["rng"])
         self.data.load_state_dict(checkpoint.section("data"))
+        for name, scaler in (("scaler_d", self.scaler_d), ("scaler_g", self.scaler_g)):
+            if scaler.is_enabled() and checkpoint.section(name):
+                scaler.load_state_dict({key: value.item() for key, value in checkpoint.section(name).items()})
         self.step = checkpoint.step
+
+    def _scaler_states(self) -> dict[str, dict[str, Tensor]]:
+        """fp16 loss scales, so a resumed fp16 run continues with the same scale."""
+        return {name: {key: torch.tensor(value) for key, value in scaler.state_dict().items()}
+                for name, scaler in (("scaler_d", self.scaler_d), ("scaler_g", self.scaler_g)) if scaler.is_enabled()}
 
 
 def train(config: RunConfig, out: Path | str, *, show_progress: bool = True) -> TrainResult:
@@ -249,6 +295,8 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
 def _start(config: RunConfig, run_dir: Path, *, resuming: bool, show_progress: bool) -> TrainResult:
     validate(config)
     device = resolve_device(config.train.device)
+    if config.train.precision == "fp16" and device.type != "cuda":
+        raise ConfigError("--precision fp16 needs a CUDA GPU (its loss scaling is for GPUs): use --precision bf16 on CPU")
     if config.model.model == "toy" and config.data.data in IMAGE_SETS:
         raise ConfigError(f"the toy model learns 2-D points, but {config.data.data} holds images: "
                           "use --data ring8 or grid25, or --model mlp or dcgan")
