@@ -11,6 +11,7 @@ other network.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import signal
 import threading
@@ -60,6 +61,15 @@ def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
         for key, value in state.items():
             if isinstance(value, Tensor) and value.shape == parameter.shape:
                 state[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (Linux: AVX-512 BF16 or AMX flags); True where unknown."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def uses_channels_last(config: RunConfig) -> bool:
@@ -297,6 +307,10 @@ def _start(config: RunConfig, run_dir: Path, *, resuming: bool, show_progress: b
     device = resolve_device(config.train.device)
     if config.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA GPU (its loss scaling is for GPUs): use --precision bf16 on CPU")
+    if config.train.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        logging.getLogger("ganforge").warning(
+            "this CPU has no native bf16 arithmetic (AVX-512 BF16 or AMX): --precision bf16 will run much slower "
+            "than fp32 here; use --precision fp32")
     if config.model.model == "toy" and config.data.data in IMAGE_SETS:
         raise ConfigError(f"the toy model learns 2-D points, but {config.data.data} holds images: "
                           "use --data ring8 or grid25, or --model mlp or dcgan")

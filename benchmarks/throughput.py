@@ -1,0 +1,164 @@
+"""Training throughput: ganforge's loop against the textbook loop, same networks, same data, same process.
+
+    python benchmarks/throughput.py                       # all cases, fp32 and bf16
+    python benchmarks/throughput.py --cases dcgan28 --precisions fp32 --windows 7
+
+Images per second count the real images consumed per D+G iteration, after
+warm-up; each case alternates windows of the baseline and of ganforge and
+reports the median of each, so drift of this shared machine hits both. FLOPs
+per iteration come from torch's flop counter (convolutions and matrix
+products, forward and backward); the fraction of peak divides the achieved
+FLOP/s by this machine's matmul peak, measured at start in the same precision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ganforge.config import RunConfig, apply_overrides
+from ganforge.data import load_data
+from ganforge.models import build_models
+from ganforge.training import Trainer, cpu_has_native_bf16, resolve_config
+from textbook import TextbookLoop
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    model: str
+    image_size: int
+    channels: int
+    batch_size: int
+
+
+CASES = {
+    "mlp28": Case("mlp 28x28x1", "mlp", 28, 1, 128),
+    "dcgan28": Case("dcgan 28x28x1", "dcgan", 28, 1, 128),
+    "dcgan64": Case("dcgan 64x64x3", "dcgan", 64, 3, 64),
+}
+
+
+def cpu_name() -> str:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> float:
+    """Best-of-``repeats`` FLOP/s of one square matrix product."""
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def flops_per_iteration(trainer: Trainer) -> int:
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step()
+    return counter.get_total_flops()
+
+
+def time_window(step, iterations: int) -> float:
+    start = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    return time.perf_counter() - start
+
+
+def measure(case: Case, precision: str, windows: int, window_steps: int, warmup: int) -> dict:
+    config = apply_overrides(RunConfig(), {"model": case.model, "data": "digits", "image_size": case.image_size,
+                                           "channels": case.channels, "batch_size": case.batch_size,
+                                           "precision": precision, "seed": 0})
+    data = load_data(config.data, case.image_size, case.channels, 0, torch.device("cpu"))
+    config = resolve_config(config, data)
+    trainer = Trainer(config, data, torch.device("cpu"))
+    generator, discriminator = build_models(config.model, seed=0)
+    baseline = TextbookLoop(generator, discriminator, data.samples, case.batch_size, generator.z_dim)
+
+    def ganforge_window_step() -> None:
+        trainer.train_step()
+
+    def ganforge_window(iterations: int) -> float:
+        elapsed = time_window(ganforge_window_step, iterations)
+        start = time.perf_counter()
+        trainer.meter.read()  # the loop's periodic host sync, once per window
+        trainer.meter.reset()
+        return elapsed + time.perf_counter() - start
+
+    for _ in range(warmup):
+        baseline.step()
+        trainer.train_step()
+    flops = flops_per_iteration(trainer)
+    baseline_rates, ganforge_rates = [], []
+    for _ in range(windows):
+        baseline_rates.append(window_steps * case.batch_size / time_window(baseline.step, window_steps))
+        ganforge_rates.append(window_steps * case.batch_size / ganforge_window(window_steps))
+    baseline_rate, ganforge_rate = statistics.median(baseline_rates), statistics.median(ganforge_rates)
+    return {
+        "case": case.name, "batch": case.batch_size, "precision": precision,
+        "gflop_per_iteration": flops / 1e9,
+        "baseline_images_per_second": baseline_rate,
+        "ganforge_images_per_second": ganforge_rate,
+        "speedup": ganforge_rate / baseline_rate,
+        "baseline_gflops": flops / 1e9 * baseline_rate / case.batch_size,
+        "ganforge_gflops": flops / 1e9 * ganforge_rate / case.batch_size,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--windows", type=int, default=5, help="alternating timing windows per loop")
+    parser.add_argument("--seconds", type=float, default=4.0, help="target length of one window")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args()
+
+    native_bf16 = cpu_has_native_bf16()
+    peaks = {"fp32": matmul_peak(torch.float32),
+             "bf16": matmul_peak(torch.bfloat16, size=4096 if native_bf16 else 256, repeats=5 if native_bf16 else 1)}
+    print(f"# {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"kernels: {torch.backends.cpu.get_cpu_capability()}")
+    print(f"# matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
+    if "bf16" in args.precisions and not native_bf16:
+        print("# bf16 skipped: this CPU has no native bf16 arithmetic (no AVX-512 BF16 or AMX), so bf16 matrix "
+              "products run at the rate above")
+        args.precisions = [p for p in args.precisions if p != "bf16"]
+    print("| model | batch | precision | GFLOP/iter | textbook img/s | ganforge img/s | ganforge / textbook "
+          "| textbook % of fp32 peak | ganforge % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for name in args.cases:
+        case = CASES[name]
+        for precision in args.precisions:
+            probe = measure(case, precision, windows=1, window_steps=3, warmup=2)
+            steps = max(3, round(args.seconds * probe["ganforge_images_per_second"] / case.batch_size))
+            row = measure(case, precision, windows=args.windows, window_steps=steps, warmup=3)
+            row["baseline_peak_fraction"] = row["baseline_gflops"] * 1e9 / peaks["fp32"]
+            row["ganforge_peak_fraction"] = row["ganforge_gflops"] * 1e9 / peaks[precision]
+            rows.append(row)
+            print(f"| {row['case']} | {row['batch']} | {precision} | {row['gflop_per_iteration']:.2f} "
+                  f"| {row['baseline_images_per_second']:.0f} | {row['ganforge_images_per_second']:.0f} "
+                  f"| {row['speedup']:.2f}x | {100 * row['baseline_peak_fraction']:.0f}% "
+                  f"| {100 * row['ganforge_peak_fraction']:.0f}% ({precision}) |", flush=True)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()}, "rows": rows}, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()
