@@ -4,14 +4,26 @@
 - ``training.safetensors``: both optimizers' tensors, the noise RNG and the data stream's position;
 - ``state.json``: step, the run's resolved config, the optimizers' hyper-parameters.
 
-Nothing is unpickled, so loading a checkpoint cannot run code. A checkpoint is
-written to a temporary folder, flushed to disk and renamed into place, so a
-crash mid-save leaves the previous checkpoints whole.
+Nothing is unpickled, so loading a checkpoint cannot run code.
+
+Crash safety: a checkpoint is written into ``.step_NNNNNNN.tmp-PID/``, each file
+and the folder are flushed to disk, and only then is it renamed into place, so a
+process killed mid-save leaves the previous checkpoints whole (and a temporary
+folder, which readers ignore and the next save of a later process removes).
+Old checkpoints are renamed out of the way before they are deleted, so no
+reader ever sees half of one. A save that fails (a full disk) removes its
+temporary folder and raises a CheckpointError naming the last good checkpoint.
+Given a run folder, readers take the most recent checkpoint that is complete
+and readable, and warn about newer damaged ones; a checkpoint folder named
+explicitly must be whole.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import os
 import re
 import shutil
@@ -20,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -28,8 +40,24 @@ from ganforge.config import RunConfig
 from ganforge.errors import CheckpointError, ConfigError
 
 FORMAT_VERSION = 1
-CHECKPOINT_FILES = ("generator.safetensors", "discriminator.safetensors", "training.safetensors", "state.json")
+TENSOR_FILES = ("generator.safetensors", "discriminator.safetensors", "training.safetensors")
+CHECKPOINT_FILES = (*TENSOR_FILES, "state.json")
 _STEP_FOLDER = re.compile(r"^step_(\d+)$")
+# A save in progress (tmp) or a checkpoint being deleted or replaced (old), by the process PID.
+_TEMPORARY_FOLDER = re.compile(r"^\.step_\d+\.(?:tmp|old)-(\d+)$")
+
+EARLIER = "use an earlier checkpoint, or pass the run folder to take its latest readable one"
+
+logger = logging.getLogger("ganforge")
+_warned: set[tuple[str, str]] = set()  # (checkpoint, problem) pairs already warned about, so a resume warns once
+
+
+class _UnreadableCheckpointError(CheckpointError):
+    """A checkpoint folder that is incomplete, truncated, corrupt or of another format version."""
+
+    def __init__(self, problem: str, fix: str = EARLIER) -> None:
+        super().__init__(f"{problem}: {fix}")
+        self.problem = problem
 
 
 @dataclass
@@ -47,22 +75,34 @@ class Checkpoint:
     def restore_models(self, generator: nn.Module, discriminator: nn.Module) -> None:
         for name, module, weights in (("generator", generator, self.generator),
                                       ("discriminator", discriminator, self.discriminator)):
-            try:
-                module.load_state_dict(weights)
-            except RuntimeError:
+            mismatch = _state_mismatch(module.state_dict(), weights)
+            if mismatch:
                 raise CheckpointError(
-                    f"checkpoint {self.path} holds a {name} of another shape than its config describes: "
-                    "the file was changed or comes from another model"
-                ) from None
+                    f"checkpoint {self.path}: {name}.safetensors does not fit the {self.config.model.model} {name} "
+                    f"its state.json describes ({mismatch}): the file was replaced or comes from another model; "
+                    "use a checkpoint written by this run"
+                )
+            module.load_state_dict(weights)
 
     def restore_optimizer(self, name: str, optimizer: torch.optim.Optimizer) -> None:
         prefix = f"optimizer.{name}."
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
         state: dict[int, dict[str, Tensor]] = {}
-        for key, tensor in self.training.items():
-            if key.startswith(prefix):
-                index, field = key[len(prefix):].split(".", 1)
-                state.setdefault(int(index), {})[field] = tensor
-        optimizer.load_state_dict({"state": state, "param_groups": self.state["optimizers"][name]})
+        try:
+            for key, tensor in self.training.items():
+                if key.startswith(prefix):
+                    index, field = key[len(prefix):].split(".", 1)
+                    parameter = parameters[int(index)]
+                    if tensor.ndim and tensor.shape != parameter.shape:  # moments have their parameter's shape
+                        raise ValueError(f"'{key}' is {_shape(tensor)}, its parameter {_shape(parameter)}")
+                    state.setdefault(int(index), {})[field] = tensor
+            optimizer.load_state_dict({"state": state, "param_groups": self.state["optimizers"][name]})
+        except (ValueError, IndexError, KeyError, TypeError) as error:
+            raise CheckpointError(
+                f"checkpoint {self.path}: the {name} optimizer's state in training.safetensors/state.json does not fit "
+                f"the model ({_first_line(error)}): the files were replaced or come from another model; "
+                "use a checkpoint written by this run"
+            ) from None
 
     def section(self, name: str) -> dict[str, Tensor]:
         """The tensors saved under ``name.`` (e.g. the data stream's state), without the prefix."""
@@ -80,13 +120,14 @@ def save_checkpoint(
     sections: dict[str, dict[str, Tensor]],
     keep: int = 0,
 ) -> Path:
-    """Write the state after ``step`` atomically and keep only the ``keep`` most recent (0 = all)."""
+    """Write the state after ``step`` atomically and keep only the ``keep`` most recent (0 = all).
+
+    Raises CheckpointError when the files cannot be written (a full disk, a file size
+    limit): the half-written folder is removed and the earlier checkpoints stay as they were.
+    """
     folder = run_dir / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step_{step:07d}"
     temporary = folder / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
 
     training: dict[str, Tensor] = {}
     param_groups: dict[str, list[dict[str, Any]]] = {}
@@ -99,30 +140,56 @@ def save_checkpoint(
     for section, tensors in sections.items():
         for key, value in tensors.items():
             training[f"{section}.{key}"] = value
-
-    _save_tensors(generator.state_dict(), temporary / "generator.safetensors")
-    _save_tensors(discriminator.state_dict(), temporary / "discriminator.safetensors")
-    _save_tensors(training, temporary / "training.safetensors")
     state = {
         "format_version": FORMAT_VERSION,
         "step": step,
         "config": config.to_dict(),
         "optimizers": param_groups,
     }
-    _write_synced(temporary / "state.json", json.dumps(state, indent=1).encode())
-    _fsync_path(temporary)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(temporary, final)
-    _fsync_path(folder)
+
+    replaced: Path | None = None  # an existing checkpoint of the same step, renamed aside until the new one is in
+    try:
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+            _fsync_path(folder.parent)
+        _remove_stale_temporaries(folder)
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir()
+        _save_tensors(generator.state_dict(), temporary / "generator.safetensors")
+        _save_tensors(discriminator.state_dict(), temporary / "discriminator.safetensors")
+        _save_tensors(training, temporary / "training.safetensors")
+        _write_synced(temporary / "state.json", json.dumps(state, indent=1).encode())
+        _fsync_path(temporary)
+        replaced = _move_aside(final) if final.exists() else None
+        os.replace(temporary, final)
+        _fsync_path(folder)
+    except (OSError, SafetensorError) as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if replaced is not None and not final.exists():
+            with contextlib.suppress(OSError):  # put back the checkpoint of the same step it was to replace
+                os.replace(replaced, final)
+        code, reason = _os_reason(error)
+        fix = "free disk space" if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) else f"make {folder} writable"
+        raise CheckpointError(
+            f"could not write checkpoint {final} ({reason}): {_last_good(run_dir)}; "
+            f"{fix}, then continue with --resume {run_dir}"
+        ) from None
+    except BaseException:  # e.g. a second Ctrl-C: leave no half-written folder behind
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)
     if keep:
         for old in list_checkpoints(run_dir)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            _delete_checkpoint(old)
     return final
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoint folders of a run, oldest first."""
+    """Checkpoint folders of a run (complete unless damaged after the save), oldest first.
+
+    Temporary folders of saves in progress or killed mid-save (``.step_N.tmp-PID``) are not listed.
+    """
     folder = run_dir / "checkpoints"
     if not folder.is_dir():
         return []
@@ -131,40 +198,49 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def find_checkpoint(path: Path) -> Path:
-    """A checkpoint folder given itself or its run folder (then the most recent one)."""
+    """A checkpoint folder given itself, or given its run folder the most recent complete and readable one.
+
+    Newer checkpoints of the run that are damaged (a file missing, truncated or corrupt) are
+    skipped with a warning; a checkpoint folder named explicitly is returned as it is.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist: pass a run folder (from --out) or one of its checkpoints")
+    if not path.is_dir():
+        hint = f" such as {path.parent}" if (path.parent / "state.json").is_file() else ""
+        raise CheckpointError(
+            f"{path} is a file, not a run or checkpoint folder: pass a run folder (from --out) or a checkpoint "
+            f"folder{hint} written by 'ganforge train' (ganforge never loads pickled .pt/.pth/.pkl files)"
+        )
     if (path / "state.json").exists() or _STEP_FOLDER.match(path.name):
         return path
     checkpoints = list_checkpoints(path)
     if not checkpoints:
         raise CheckpointError(f"{path} holds no checkpoints: pass a run folder written by 'ganforge train'")
-    return checkpoints[-1]
+    newest_error: _UnreadableCheckpointError | None = None
+    for index in range(len(checkpoints) - 1, -1, -1):
+        try:
+            _read_state(checkpoints[index], check_tensor_files=True)
+        except _UnreadableCheckpointError as error:
+            newest_error = newest_error or error
+            if index:
+                previous = checkpoints[index - 1]
+                _warn_once(checkpoints[index], f"{error.problem}; using the previous checkpoint {previous}")
+            continue
+        return checkpoints[index]
+    assert newest_error is not None
+    earlier = "no earlier checkpoint" if len(checkpoints) == 1 else "no earlier readable checkpoint"
+    raise _UnreadableCheckpointError(newest_error.problem,
+                                    f"{path} has {earlier}; train it again or restore its checkpoints from a backup")
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """Read and check a checkpoint (a folder, or a run folder for its most recent one)."""
+    """Read and check a checkpoint (a folder, or a run folder for its most recent readable one)."""
     folder = find_checkpoint(path)
-    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
-    if missing:
-        raise CheckpointError(f"checkpoint {folder} is incomplete (missing {', '.join(missing)}): use an earlier one")
-    try:
-        state = json.loads((folder / "state.json").read_text())
-        step = int(state["step"])
-        config = RunConfig.from_dict(state["config"])
-        if not isinstance(state["optimizers"], dict):
-            raise TypeError("'optimizers' is not a mapping")
-    except (ValueError, KeyError, TypeError, ConfigError) as error:
-        raise CheckpointError(f"checkpoint {folder} has a damaged state.json ({error}): use an earlier one") from None
-    if state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {folder} has format version {state.get('format_version')}, "
-            f"this ganforge reads version {FORMAT_VERSION}"
-        )
+    state, config = _read_state(folder, check_tensor_files=False)
     return Checkpoint(
         path=folder,
-        step=step,
+        step=int(state["step"]),
         config=config,
         generator=_load_tensors(folder / "generator.safetensors"),
         discriminator=_load_tensors(folder / "discriminator.safetensors"),
@@ -173,13 +249,138 @@ def read_checkpoint(path: Path) -> Checkpoint:
     )
 
 
+def _read_state(folder: Path, check_tensor_files: bool) -> tuple[dict[str, Any], RunConfig]:
+    """state.json, checked; with ``check_tensor_files`` also the headers and lengths of the tensor files
+    (cheap: no tensor is read). Raises _UnreadableCheckpointError."""
+    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise _UnreadableCheckpointError(f"checkpoint {folder} is incomplete (missing {', '.join(missing)})")
+    try:
+        state = json.loads((folder / "state.json").read_bytes())
+        if not isinstance(state, dict):
+            raise TypeError("not a JSON object")
+    except (ValueError, TypeError) as error:
+        raise _damaged_state(folder, error) from None
+    if state.get("format_version") != FORMAT_VERSION:
+        raise _UnreadableCheckpointError(
+            f"checkpoint {folder} has format version {state.get('format_version')}, "
+            f"this ganforge reads version {FORMAT_VERSION}",
+            "use the ganforge version that wrote it, or an earlier checkpoint")
+    try:
+        int(state["step"])
+        config = RunConfig.from_dict(state["config"])
+        if not isinstance(state["optimizers"], dict):
+            raise TypeError("'optimizers' is not a mapping")
+    except (ValueError, KeyError, TypeError, ConfigError) as error:
+        raise _damaged_state(folder, error) from None
+    if check_tensor_files:
+        for name in TENSOR_FILES:
+            try:
+                with safe_open(folder / name, "pt") as handle:  # checks the header and the file's length
+                    handle.keys()
+            except (SafetensorError, OSError, ValueError) as error:
+                raise _corrupt(folder / name, error) from None
+    return state, config
+
+
 def _load_tensors(path: Path) -> dict[str, Tensor]:
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(
-            f"checkpoint file {path} is corrupt or truncated ({str(error).splitlines()[0]}): use an earlier checkpoint"
-        ) from None
+        raise _corrupt(path, error) from None
+
+
+def _damaged_state(folder: Path, error: Exception) -> _UnreadableCheckpointError:
+    return _UnreadableCheckpointError(f"checkpoint {folder} has a damaged state.json ({_first_line(error)})")
+
+
+def _corrupt(path: Path, error: Exception) -> _UnreadableCheckpointError:
+    return _UnreadableCheckpointError(f"checkpoint file {path} is corrupt or truncated ({_first_line(error)})")
+
+
+def _state_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
+    """What differs between a module's state dict and tensors from a file ('' when they fit)."""
+    parts = [f"'{key}' is {_shape(found[key])} in the file, {_shape(tensor)} in the model"
+             for key, tensor in expected.items() if key in found and found[key].shape != tensor.shape][:1]
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
+    if missing:
+        parts.append(f"missing {_names(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {_names(unexpected)}")
+    return "; ".join(parts)
+
+
+def _names(keys: list[str]) -> str:
+    shown = ", ".join(f"'{key}'" for key in keys[:2])
+    return shown + (f" and {len(keys) - 2} more" if len(keys) > 2 else "")
+
+
+def _shape(tensor: Tensor) -> str:
+    return "x".join(map(str, tensor.shape)) or "a scalar"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _os_reason(error: BaseException) -> tuple[int | None, str]:
+    """The errno and the operating system's words for a failed write ('No space left on device', 'File too large')."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.errno, error.strerror
+    code = re.search(r"os error (\d+)", str(error))  # safetensors reports I/O errors as text
+    return (int(code.group(1)), os.strerror(int(code.group(1)))) if code else (None, _first_line(error))
+
+
+def _last_good(run_dir: Path) -> str:
+    try:
+        return f"the last good checkpoint {find_checkpoint(run_dir)} is intact"
+    except CheckpointError:
+        return "no earlier checkpoint was written"
+
+
+def _warn_once(folder: Path, message: str) -> None:
+    key = (str(folder), message)
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary folders of saves and deletions whose process is gone (killed mid-save)."""
+    for entry in folder.iterdir():
+        match = _TEMPORARY_FOLDER.match(entry.name)
+        if match and entry.is_dir() and not _is_other_live_process(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _is_other_live_process(pid: int) -> bool:
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def _move_aside(checkpoint: Path) -> Path:
+    """Rename a checkpoint out of the readers' way (one rename), to be deleted after."""
+    aside = checkpoint.parent / f".{checkpoint.name}.old-{os.getpid()}"
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(checkpoint, aside)
+    return aside
+
+
+def _delete_checkpoint(checkpoint: Path) -> None:
+    try:
+        aside = _move_aside(checkpoint)
+    except OSError:
+        aside = checkpoint
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _save_tensors(tensors: dict[str, Tensor], path: Path) -> None:
