@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -13,8 +14,12 @@ from rich.table import Table
 
 from ganforge import api
 from ganforge.config import D_LOSS_REDUCTIONS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, PRECISIONS, RunConfig, apply_overrides, flatten_keys, load_yaml
+from ganforge.animate import animate as make_animation
+from ganforge.checkpoint import list_checkpoints, read_checkpoint
 from ganforge.describe import describe as describe_model
+from ganforge.diagnostics import failure_signs, read_metrics
 from ganforge.errors import GanforgeError
+from ganforge.report import write_report
 
 app = typer.Typer(
     help="Train Generative Adversarial Networks (MLP GAN, DCGAN, 2-D toys) and sample from them.",
@@ -46,37 +51,37 @@ def train(
     out: Annotated[Optional[Path], typer.Option(help="Run folder to write (config, metrics.jsonl, samples/, checkpoints/).", rich_help_panel=RUN)] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder from its latest checkpoint; --steps is then the new total.", rich_help_panel=RUN)] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of config keys (flat or in model/data/train sections); flags override it.", rich_help_panel=RUN)] = None,
-    model: Annotated[Optional[ModelName], typer.Option(help="Architecture: mlp (the lectures' MLP GAN), dcgan, or toy (2-D points). [default: dcgan]", rich_help_panel=MODEL)] = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Pixels per side; dcgan supports 28, 32, 64, 128. [default: the data's own: digits 28, folders 64]", rich_help_panel=MODEL)] = None,
-    channels: Annotated[Optional[int], typer.Option(help="1 (grayscale) or 3 (RGB). [default: the data's own]", rich_help_panel=MODEL)] = None,
-    z_dim: Annotated[Optional[int], typer.Option(help="Latent size. [default: dcgan 28x28: 50, mlp/dcgan: 100, toy: 2]", rich_help_panel=MODEL)] = None,
+    model: Annotated[Optional[ModelName], typer.Option(help="Architecture: mlp (the lectures' MLP GAN), dcgan, or toy (2-D points). \\[default: dcgan]", rich_help_panel=MODEL)] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Pixels per side; dcgan supports 28, 32, 64, 128. \\[default: the data's own: digits 28, folders 64]", rich_help_panel=MODEL)] = None,
+    channels: Annotated[Optional[int], typer.Option(help="1 (grayscale) or 3 (RGB). \\[default: the data's own]", rich_help_panel=MODEL)] = None,
+    z_dim: Annotated[Optional[int], typer.Option(help="Latent size. \\[default: dcgan 28x28: 50, mlp/dcgan: 100, toy: 2]", rich_help_panel=MODEL)] = None,
     width: Annotated[Optional[int], typer.Option(help="Base width: dcgan filters (28x28: 32, else 64), mlp/toy hidden units (256/128).", rich_help_panel=MODEL)] = None,
-    data: Annotated[Optional[str], typer.Option(help="digits (embedded), ring8, grid25, mnist, fashion-mnist, cifar10, celeba (torchvision), or a folder of images / .npy / .npz path. [default: digits]", rich_help_panel=DATA)] = None,
-    data_root: Annotated[Optional[str], typer.Option(help="Download cache for torchvision data sets. [default: $GANFORGE_CACHE or ~/.cache/ganforge]", rich_help_panel=DATA)] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Iterations to train in all; one step is --d-steps D updates then --g-steps G updates. [default: 2000; toy: 4000]", rich_help_panel=ALGORITHM)] = None,
+    data: Annotated[Optional[str], typer.Option(help="digits (embedded), ring8, grid25, mnist, fashion-mnist, cifar10, celeba (torchvision), or a folder of images / .npy / .npz path. \\[default: digits]", rich_help_panel=DATA)] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="Download cache for torchvision data sets. \\[default: $GANFORGE_CACHE or ~/.cache/ganforge]", rich_help_panel=DATA)] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Iterations to train in all; one step is --d-steps D updates then --g-steps G updates. \\[default: 2000; toy: 4000]", rich_help_panel=ALGORITHM)] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Train for this many passes over the real data instead of --steps.", rich_help_panel=ALGORITHM)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="m, real and fake samples per update. [default: 64; toy: 256]", rich_help_panel=ALGORITHM)] = None,
-    d_steps: Annotated[Optional[int], typer.Option(help="k, discriminator updates per step. [default: 1]", rich_help_panel=ALGORITHM)] = None,
-    g_steps: Annotated[Optional[int], typer.Option(help="Generator updates per step. [default: 1]", rich_help_panel=ALGORITHM)] = None,
-    order: Annotated[Optional[OrderName], typer.Option(help="Which network trains first in each step. [default: d-first]", rich_help_panel=ALGORITHM)] = None,
-    loss: Annotated[Optional[LossName], typer.Option(help="Generator loss: nonsaturating maximizes log D(G(z)); minimax minimizes log(1 - D(G(z))). [default: nonsaturating]", rich_help_panel=ALGORITHM)] = None,
-    d_loss_reduction: Annotated[Optional[ReductionName], typer.Option(help="D loss = the average of its real and fake terms, or their sum (2x the gradient). [default: average]", rich_help_panel=ALGORITHM)] = None,
-    lr_d: Annotated[Optional[float], typer.Option(help="Adam learning rate of D. [default: 2e-4; toy: 1e-3]", rich_help_panel=ALGORITHM)] = None,
-    lr_g: Annotated[Optional[float], typer.Option(help="Adam learning rate of G. [default: 2e-4; toy: 1e-3]", rich_help_panel=ALGORITHM)] = None,
-    beta1: Annotated[Optional[float], typer.Option(help="Adam beta1 of both optimizers. [default: 0.5]", rich_help_panel=ALGORITHM)] = None,
-    beta2: Annotated[Optional[float], typer.Option(help="Adam beta2 of both optimizers. [default: 0.999]", rich_help_panel=ALGORITHM)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the weights, noise and data order: same seed, same numbers. [default: 0]", rich_help_panel=RUN)] = None,
-    device: Annotated[Optional[DeviceName], typer.Option(help="Where to train. [default: auto, a CUDA GPU when there is one]", rich_help_panel=RUN)] = None,
-    log_every: Annotated[Optional[int], typer.Option(help="Steps between log rows (metrics.jsonl, progress bar). [default: 50]", rich_help_panel=RUN)] = None,
-    sample_every: Annotated[Optional[int], typer.Option(help="Steps between fixed-noise sample grids; 0 = only at the end. [default: 250]", rich_help_panel=RUN)] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints; 0 = only at the end. [default: 500]", rich_help_panel=RUN)] = None,
-    keep_checkpoints: Annotated[Optional[int], typer.Option("--keep-checkpoints", "--keep", help="Most recent checkpoints kept; 0 = all. [default: 3]", rich_help_panel=RUN)] = None,
-    on_nan: Annotated[Optional[OnNanName], typer.Option(help="When a loss or weight becomes NaN/inf: stop (the last good checkpoint stays), or rollback to it with both learning rates halved. [default: stop]", rich_help_panel=RUN)] = None,
-    max_rollbacks: Annotated[Optional[int], typer.Option(help="With --on-nan rollback, rollbacks allowed before giving up. [default: 3]", rich_help_panel=RUN)] = None,
-    precision: Annotated[Optional[PrecisionName], typer.Option(help="Arithmetic of the forward passes: fp32, bf16 autocast (CPU and GPU), fp16 autocast with loss scaling (CUDA). [default: fp32]", rich_help_panel=SPEED)] = None,
-    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory for convolutions (faster kernels, same results up to rounding). [default: on for dcgan]", rich_help_panel=SPEED)] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile both networks: faster steps after a start-up cost (seconds to minutes). [default: off]", rich_help_panel=SPEED)] = None,
-    tensorboard: Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="TensorBoard logs in RUN/tensorboard (tensorboard --logdir RUN). [default: on when tensorboard is installed]", rich_help_panel=RUN)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="m, real and fake samples per update. \\[default: 64; toy: 256]", rich_help_panel=ALGORITHM)] = None,
+    d_steps: Annotated[Optional[int], typer.Option(help="k, discriminator updates per step. \\[default: 1]", rich_help_panel=ALGORITHM)] = None,
+    g_steps: Annotated[Optional[int], typer.Option(help="Generator updates per step. \\[default: 1]", rich_help_panel=ALGORITHM)] = None,
+    order: Annotated[Optional[OrderName], typer.Option(help="Which network trains first in each step. \\[default: d-first]", rich_help_panel=ALGORITHM)] = None,
+    loss: Annotated[Optional[LossName], typer.Option(help="Generator loss: nonsaturating maximizes log D(G(z)); minimax minimizes log(1 - D(G(z))). \\[default: nonsaturating]", rich_help_panel=ALGORITHM)] = None,
+    d_loss_reduction: Annotated[Optional[ReductionName], typer.Option(help="D loss = the average of its real and fake terms, or their sum (2x the gradient). \\[default: average]", rich_help_panel=ALGORITHM)] = None,
+    lr_d: Annotated[Optional[float], typer.Option(help="Adam learning rate of D. \\[default: 2e-4; toy: 1e-3]", rich_help_panel=ALGORITHM)] = None,
+    lr_g: Annotated[Optional[float], typer.Option(help="Adam learning rate of G. \\[default: 2e-4; toy: 1e-3]", rich_help_panel=ALGORITHM)] = None,
+    beta1: Annotated[Optional[float], typer.Option(help="Adam beta1 of both optimizers. \\[default: 0.5]", rich_help_panel=ALGORITHM)] = None,
+    beta2: Annotated[Optional[float], typer.Option(help="Adam beta2 of both optimizers. \\[default: 0.999]", rich_help_panel=ALGORITHM)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the weights, noise and data order: same seed, same numbers. \\[default: 0]", rich_help_panel=RUN)] = None,
+    device: Annotated[Optional[DeviceName], typer.Option(help="Where to train. \\[default: auto, a CUDA GPU when there is one]", rich_help_panel=RUN)] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="Steps between log rows (metrics.jsonl, progress bar). \\[default: 50]", rich_help_panel=RUN)] = None,
+    sample_every: Annotated[Optional[int], typer.Option(help="Steps between fixed-noise sample grids; 0 = only at the end. \\[default: 250]", rich_help_panel=RUN)] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints; 0 = only at the end. \\[default: 500]", rich_help_panel=RUN)] = None,
+    keep_checkpoints: Annotated[Optional[int], typer.Option("--keep-checkpoints", "--keep", help="Most recent checkpoints kept; 0 = all. \\[default: 3]", rich_help_panel=RUN)] = None,
+    on_nan: Annotated[Optional[OnNanName], typer.Option(help="When a loss or weight becomes NaN/inf: stop (the last good checkpoint stays), or rollback to it with both learning rates halved. \\[default: stop]", rich_help_panel=RUN)] = None,
+    max_rollbacks: Annotated[Optional[int], typer.Option(help="With --on-nan rollback, rollbacks allowed before giving up. \\[default: 3]", rich_help_panel=RUN)] = None,
+    precision: Annotated[Optional[PrecisionName], typer.Option(help="Arithmetic of the forward passes: fp32, bf16 autocast (CPU and GPU), fp16 autocast with loss scaling (CUDA). \\[default: fp32]", rich_help_panel=SPEED)] = None,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory for convolutions (faster kernels, same results up to rounding). \\[default: on for dcgan]", rich_help_panel=SPEED)] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile both networks: faster steps after a start-up cost (seconds to minutes). \\[default: off]", rich_help_panel=SPEED)] = None,
+    tensorboard: Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="TensorBoard logs in RUN/tensorboard (tensorboard --logdir RUN). \\[default: on when tensorboard is installed]", rich_help_panel=RUN)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.", rich_help_panel=RUN)] = False,
 ) -> None:
     """Train a GAN and write a run folder you can resume and sample from.
@@ -134,8 +139,8 @@ def describe(
     model: Annotated[ModelName, typer.Option(help="Architecture.")] = "dcgan",
     image_size: Annotated[int, typer.Option(help="Pixels per side (ignored by toy).")] = 64,
     channels: Annotated[int, typer.Option(help="1 or 3 (ignored by toy).")] = 3,
-    z_dim: Annotated[Optional[int], typer.Option(help="Latent size. [default: the model's preset]")] = None,
-    width: Annotated[Optional[int], typer.Option(help="Base width. [default: the model's preset]")] = None,
+    z_dim: Annotated[Optional[int], typer.Option(help="Latent size. \\[default: the model's preset]")] = None,
+    width: Annotated[Optional[int], typer.Option(help="Base width. \\[default: the model's preset]")] = None,
 ) -> None:
     """Print each layer with its output shape, the parameter counts of G and D, and the FLOPs of one forward."""
     config = apply_overrides(RunConfig(), {"model": model, "image_size": image_size, "channels": channels,
@@ -153,6 +158,29 @@ def describe(
     console.print("FLOPs: one sample's forward pass, multiply-add = 2, convolutions and matrix products only.")
 
 
+@app.command(no_args_is_help=True)
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="One run folder, or several to overlay their curves for comparison.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file to write. [default: RUN/report.html; several runs: FIRST_RUN/comparison.html]")] = None,
+) -> None:
+    """Write a self-contained HTML page: config, loss curves, D outputs, sample timeline, evaluation, interpolation."""
+    written = write_report(runs, out)
+    for run in runs:
+        for message in failure_signs(read_metrics(run), read_checkpoint(run).config if list_checkpoints(run) else None):
+            Console(stderr=True).print(f"[yellow]warning:[/] {run}: {message}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {written}")
+
+
+@app.command(no_args_is_help=True)
+def animate(
+    run: Annotated[Path, typer.Argument(help="A run folder with sample grids (samples/step_*.png).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="progress.gif, or progress.mp4 where imageio's ffmpeg is installed.")] = Path("progress.gif"),
+    fps: Annotated[int, typer.Option(help="Frames (saved grids) per second.")] = 4,
+) -> None:
+    """Animate the fixed-noise sample grid over training, one frame per saved grid."""
+    console.print(f"wrote {make_animation(run, out, fps)}")
+
+
 def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
@@ -164,6 +192,14 @@ def main() -> None:
         app()
     except GanforgeError as error:
         Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise
+        Console(stderr=True).print(
+            f"[bold red]error:[/] could not write {error.filename or 'a file'} ({error.strerror}): "
+            "free disk space; a run continues from its last checkpoint with --resume RUN",
+            highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")

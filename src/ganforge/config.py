@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import reprlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -211,14 +212,22 @@ def load_yaml(path: Path) -> dict[str, Any]:
             f"config file {path} is {size:,} bytes, more than the {_MAX_CONFIG_BYTES:,} a config may have: "
             "pass the YAML config file to --config"
         )
-    # PyYAML raises ValueError for scalars it recognises but cannot build (the date 2020-02-30, an
-    # integer of more than 4300 digits) and RecursionError for collections nested a few hundred deep.
     try:
-        values = yaml.safe_load(path.read_bytes())  # bytes: PyYAML reports a bad encoding as a YAMLError
+        text = path.read_bytes()  # bytes: PyYAML detects the encoding and reports a bad one as a YAMLError
     except OSError as error:
         raise ConfigError(f"could not read config file {path} ({error.strerror}): check its permissions") from None
+    # Besides YAMLError, PyYAML's safe loader raises ValueError for values it recognises but cannot build
+    # (the date 2020-02-30, an integer of more than 4300 digits), IndexError, KeyError or AttributeError
+    # for values that do not fit an explicit tag (!!float "", !!bool x, !!timestamp x), and RecursionError
+    # for collections nested a few hundred deep.
+    try:
+        values = yaml.safe_load(text)
     except RecursionError:
         raise ConfigError(f"config file {path} nests too deeply to be a config: fix the file") from None
+    except (IndexError, KeyError, AttributeError):
+        raise ConfigError(
+            f"config file {path} has a value that does not fit its YAML tag (such as !!float or !!bool): fix the file"
+        ) from None
     except (yaml.YAMLError, ValueError) as error:
         first_line = next((line for line in str(error).splitlines() if line.strip()), "syntax error")
         raise ConfigError(f"config file {path} is not valid YAML ({first_line.strip()}): fix the file") from None
@@ -230,7 +239,14 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 
 def save_yaml(config: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomically(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace a small text file so that a crash leaves the old or the new version, never half of one."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 # Generous ceilings: past them a run exhausts memory or never ends before it can say anything useful.
@@ -287,7 +303,7 @@ def validate(config: RunConfig) -> None:
         if not 0 <= value < 1:
             raise ConfigError(f"{key} must lie in [0, 1), got {value}")
     for key, (limit, usual) in UPPER_LIMITS.items():
-        value = getattr(model if hasattr(model, key) else train, key)
+        value = getattr(getattr(config, _KEY_TO_SECTION[key]), key)
         if value is not None and value > limit:
             raise ConfigError(
                 f"{key} {_shown(value)} is above the limit of {limit:,}: use at most {limit:,} (e.g. {usual})"
@@ -318,7 +334,9 @@ class _ShortRepr(reprlib.Repr):
 
     def repr_int(self, x: int, level: int) -> str:
         if x.bit_length() > 256:  # repr() of more than 4300 digits raises ValueError
-            return f"{'-' if x < 0 else ''}<an integer of about {int(x.bit_length() * math.log10(2)) + 1} digits>"
+            digits = int((x.bit_length() - 1) * math.log10(2)) + 1
+            digits += abs(x) >= 10**digits
+            return f"{'-' if x < 0 else ''}<an integer of {digits} digits>"
         return super().repr_int(x, level)
 
 

@@ -130,6 +130,12 @@ class RunLog:
             described = ", ".join(f"{key} {value}" for key, value in details.items())
             self.console.print(f"[yellow]{name}[/] at step {step}: {described}", highlight=False)
 
+    def warning(self, text: str) -> None:
+        """A warning in the terminal (also shown with --quiet) and in metrics.jsonl for the report."""
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps({"step": self.last_step, "event": "warning", "message": text}) + "\n")
+        self.console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+
     def message(self, text: str) -> None:
         if self.show:
             self.console.print(text, highlight=False, soft_wrap=True)

@@ -75,6 +75,8 @@ class TrainedGenerator:
 
 def slerp(start: Tensor, end: Tensor, weight: float) -> Tensor:
     """Spherical interpolation per row, which keeps latents at the norm N(0, I) samples have."""
+    if weight in (0.0, 1.0):  # exactly the end points, not a rounded sin(a)/sin(a) multiple of them
+        return (start if weight == 0.0 else end).clone()
     cosine = torch.nn.functional.cosine_similarity(start, end, dim=1).clamp(-1 + 1e-7, 1 - 1e-7)
     angle = torch.acos(cosine).unsqueeze(1)
     return (torch.sin((1 - weight) * angle) * start + torch.sin(weight * angle) * end) / torch.sin(angle)

@@ -11,6 +11,7 @@ other network.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import signal
@@ -24,9 +25,10 @@ from PIL import Image
 from torch import Tensor
 
 from ganforge.checkpoint import list_checkpoints, read_checkpoint, save_checkpoint
-from ganforge.config import RunConfig, apply_overrides, save_yaml, validate, with_training_preset
+from ganforge.config import RunConfig, apply_overrides, save_yaml, validate, with_training_preset, write_text_atomically
 from ganforge.data import IMAGE_SETS, MixtureData, RealData, load_data
 from ganforge.errors import ConfigError, GanforgeError, TrainingDivergedError
+from ganforge.diagnostics import decision_surface, detect_failure_signs, diversity
 from ganforge.images import save_samples_picture
 from ganforge.losses import GENERATOR_LOSSES, discriminator_loss
 from ganforge.models import Discriminator, Generator, build_models, resolve_model
@@ -209,6 +211,16 @@ class Trainer:
         finally:
             self.generator.train()
 
+    def save_preview(self, path: Path) -> Path:
+        """The fixed-noise samples: an image grid, or for 2-D data the points over D's decision surface."""
+        samples = self.preview()
+        if self.data.kind == "points":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            modes = self.data.modes if isinstance(self.data, MixtureData) else None
+            decision_surface(samples, modes, self.discriminator).save(path)
+            return path
+        return save_samples_picture(samples, path)
+
     def learning_rates(self) -> dict[str, float]:
         return {"lr_d": self.opt_d.param_groups[0]["lr"], "lr_g": self.opt_g.param_groups[0]["lr"]}
 
@@ -275,7 +287,7 @@ def train(config: RunConfig, out: Path | str, *, show_progress: bool = True) -> 
             "or choose a new --out folder"
         )
     (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    return _start(config, run_dir, resuming=False, show_progress=show_progress)
+    return _start(config, run_dir, resume_from=None, show_progress=show_progress)
 
 
 def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show_progress: bool = True) -> TrainResult:
@@ -287,7 +299,8 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise GanforgeError(f"cannot resume {run_dir}: it does not exist (pass the --out folder of an earlier run)")
-    saved = read_checkpoint(run_dir).config
+    checkpoint = read_checkpoint(run_dir)
+    saved = checkpoint.config
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
     for section in ("model", "data"):
         for key, saved_value in dataclasses.asdict(getattr(saved, section)).items():
@@ -299,10 +312,10 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
     config = apply_overrides(saved, overrides)
     if "steps" in overrides:
         config.train.epochs = None
-    return _start(config, run_dir, resuming=True, show_progress=show_progress)
+    return _start(config, run_dir, resume_from=checkpoint.path, show_progress=show_progress)
 
 
-def _start(config: RunConfig, run_dir: Path, *, resuming: bool, show_progress: bool) -> TrainResult:
+def _start(config: RunConfig, run_dir: Path, *, resume_from: Path | None, show_progress: bool) -> TrainResult:
     validate(config)
     device = resolve_device(config.train.device)
     if config.train.precision == "fp16" and device.type != "cuda":
@@ -318,10 +331,11 @@ def _start(config: RunConfig, run_dir: Path, *, resuming: bool, show_progress: b
     config = resolve_config(config, data)
     steps = total_steps(config, data)
     trainer = Trainer(config, data, device)
-    if resuming:
-        trainer.restore(run_dir)
+    if resume_from is not None:
+        trainer.restore(resume_from)
         if trainer.step >= steps:
             raise ConfigError(f"{run_dir} is already at step {trainer.step}: pass --steps larger than {trainer.step}")
+        forget_rows_after(run_dir / "metrics.jsonl", trainer.step)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(config, run_dir / "config.yaml")
     return _run_loop(trainer, run_dir, steps, show_progress)
@@ -329,11 +343,12 @@ def _start(config: RunConfig, run_dir: Path, *, resuming: bool, show_progress: b
 
 def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) -> TrainResult:
     train_config = trainer.config.train
-    modes = trainer.data.modes if isinstance(trainer.data, MixtureData) else None
     last_checkpoint: Path | None = None
     last_samples: Path | None = None
     row: dict[str, Any] = {}
     rollbacks = 0
+    rows: list[dict[str, Any]] = []  # this session's log rows, for the failure-sign warnings
+    warned: set[str] = set()
     images_per_step = train_config.batch_size * train_config.d_steps
     with RunLog(run_dir, trainer.step, steps, images_per_step, show=show_progress,
                 tensorboard=train_config.tensorboard) as log, StopRequest() as stop:
@@ -346,9 +361,13 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                 if step % train_config.log_every == 0 or final:
                     values, bad_step = trainer.meter.read()
                     trainer.meter.reset()
-                    row = log.record(step, values, **trainer.learning_rates())
                     if bad_step is not None:
+                        log.record(step, values, **trainer.learning_rates())
                         raise _diverged(run_dir, bad_step, values)
+                    row = log.record(step, values, **trainer.learning_rates(),
+                                     diversity=round(diversity(trainer.preview()), 6))
+                    rows.append(row)
+                    _warn_new_failure_signs(log, rows, trainer.config, warned)
                 if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final:
                     _, bad_step = trainer.meter.read()
                     if bad_step is not None or not trainer.weights_are_finite():
@@ -362,7 +381,7 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                 log.event(step, "rollback", diverged_at=error.step, **trainer.roll_back(run_dir), rollback=rollbacks)
                 continue
             if (train_config.sample_every and step % train_config.sample_every == 0) or final:
-                last_samples = save_samples_picture(trainer.preview(), run_dir / "samples" / f"step_{step:07d}.png", modes)
+                last_samples = trainer.save_preview(run_dir / "samples" / f"step_{step:07d}.png")
                 log.images(step, Image.open(last_samples))
             if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final:
                 last_checkpoint = trainer.save(run_dir)
@@ -373,6 +392,28 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                         f"ganforge train --resume {run_dir} --steps {steps}")
     assert last_checkpoint is not None and last_samples is not None
     return TrainResult(run_dir, trainer.step, last_checkpoint, last_samples, row, stopped_by=stop.requested)
+
+
+def forget_rows_after(metrics: Path, step: int) -> None:
+    """Drop log rows past ``step`` (written after the checkpoint a run resumes from), atomically."""
+    if not metrics.is_file():
+        return
+    kept = []
+    for line in metrics.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line torn by a crash
+    write_text_atomically(metrics, "".join(f"{line}\n" for line in kept))
+
+
+def _warn_new_failure_signs(log: RunLog, rows: list[dict[str, Any]], config: RunConfig, warned: set[str]) -> None:
+    """Tell the user once per kind when a known failure sign (starved G, D won, collapse) shows up."""
+    for sign in detect_failure_signs(rows, config):
+        if sign.ongoing and sign.kind not in warned:
+            warned.add(sign.kind)
+            log.warning(sign.message)
 
 
 class StopRequest:

@@ -34,10 +34,12 @@ _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
 
 # What a broken image file raises while it is opened, decoded or converted
-# (truncated data and unknown formats raise OSError).
+# (truncated data and unknown formats raise OSError; a TIFF whose tags were
+# corrupted can hand Pillow's loader a fraction where it needs an integer: TypeError).
 _UNREADABLE_IMAGE_ERRORS = (
     OSError,
     ValueError,
+    TypeError,
     EOFError,
     SyntaxError,
     Image.DecompressionBombError,
@@ -118,7 +120,11 @@ def load_array_file(path: Path, image_size: int | None, channels: int | None) ->
     if array.dtype.kind == "f":
         _check_finite(array, path)
     if array.ndim == 2 and array.shape[1] == 2:
-        return torch.from_numpy(array.astype(np.float32))
+        with np.errstate(over="ignore"):  # checked just below
+            points = array.astype(np.float32)
+        if not np.isfinite(points).all():
+            raise DataError(f"{path} holds points beyond float32's range (about 3.4e38): rescale them")
+        return torch.from_numpy(points)
 
     images = torch.from_numpy(_to_image_dtype(array, path))
     images = _to_channels_first(images, path)
@@ -218,7 +224,16 @@ def _read_array(path: Path) -> np.ndarray:
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             return loaded
         with loaded:
-            return loaded[_npz_key(loaded.files, path)]
+            key = _npz_key(loaded.files, path)
+            array = loaded[key]
+        if not isinstance(array, np.ndarray):  # NpzFile returns the raw bytes of a member that is not a .npy
+            raise DataError(f"{path} holds {key!r}, which is not a NumPy array: save the arrays with np.savez")
+        return array
+    except MemoryError as error:  # a corrupt header can declare an array of terabytes; numpy fails to allocate it
+        raise DataError(
+            f"could not load {path} ({error}): its header may be corrupt (re-save it with np.save or np.savez), "
+            "or the array is larger than this machine's memory"
+        ) from None
     except (ValueError, OSError, zipfile.BadZipFile, zlib.error) as error:
         if "pickle" in str(error):  # an object array, which only unpickling could load
             raise DataError(
