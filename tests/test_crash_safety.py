@@ -496,3 +496,21 @@ def test_no_torch_load_without_weights_only_in_the_package():
                 end += 1
             assert re.search(r"weights_only\s*=\s*True", text[match.end():end]), f"{path}: {text[match.start():end]}"
         assert not re.search(r"\bpickle\.loads?\(|allow_pickle\s*=\s*True", text), path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_ends_the_step_saves_and_says_how_to_resume(tmp_path, signum):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "ganforge.cli", "train", *VICTIM_FLAGS, "--checkpoint-every", "1000",
+               "--steps", "1000000", "--out", str(run)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
+    deadline = time.monotonic() + SECONDS
+    while not (run / "metrics.jsonl").exists() and time.monotonic() < deadline:  # training has started
+        time.sleep(0.1)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=SECONDS)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    checkpoint = read_checkpoint(run)
+    assert f"stopped by {signal.Signals(signum).name} at step {checkpoint.step}" in stderr
+    assert f"ganforge train --resume {run} --steps 1000000" in stderr

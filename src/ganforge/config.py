@@ -153,19 +153,19 @@ def flatten_keys(values: dict[str, Any]) -> dict[str, Any]:
             for inner_key, inner_value in value.items():
                 inner = str(inner_key).replace("-", "_")
                 if _KEY_TO_SECTION.get(inner) != key:
-                    raise ConfigError(_unknown_key_message(f"{key}.{inner}", inner))
+                    raise ConfigError(_unknown_key_message(_shown(f"{key}.{inner}"), inner))
                 flat[inner] = inner_value
         elif key in _KEY_TO_SECTION:
             flat[key] = value
         else:
-            raise ConfigError(_unknown_key_message(str(raw_key), key))
+            raise ConfigError(_unknown_key_message(_shown(raw_key), key))
     return flat
 
 
 def _unknown_key_message(shown: str, key: str) -> str:
     close = difflib.get_close_matches(key, config_keys(), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(config_keys())})"
-    return f"unknown config key '{shown}'{hint}"
+    return f"unknown config key {shown}{hint}"
 
 
 def _field_type(section: object, key: str) -> str:

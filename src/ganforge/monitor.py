@@ -136,8 +136,9 @@ class RunLog:
             handle.write(json.dumps({"step": self.last_step, "event": "warning", "message": text}) + "\n")
         self.console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
 
-    def message(self, text: str) -> None:
-        if self.show:
+    def message(self, text: str, always: bool = False) -> None:
+        """A line for the user; ``always`` prints it with --quiet too."""
+        if self.show or always:
             self.console.print(text, highlight=False, soft_wrap=True)
 
 

@@ -352,11 +352,13 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
     images_per_step = train_config.batch_size * train_config.d_steps
     with RunLog(run_dir, trainer.step, steps, images_per_step, show=show_progress,
                 tensorboard=train_config.tensorboard) as log, StopRequest() as stop:
-        while trainer.step < steps and not stop.requested:
+        stopping = False
+        while trainer.step < steps and not stopping:
             trainer.train_step()
             step = trainer.step
             log.advance(step)
-            final = step == steps or stop.requested
+            stopping = stop.requested is not None  # read once, so the step that sees it is handled as the last
+            final = step == steps or stopping
             try:
                 if step % train_config.log_every == 0 or final:
                     values, bad_step = trainer.meter.read()
@@ -387,11 +389,12 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                 last_checkpoint = trainer.save(run_dir)
         log.message(f"samples: {last_samples}")
         log.message(f"checkpoint: {last_checkpoint}")
-        if stop.requested:
-            log.message(f"stopped by {stop.requested} at step {trainer.step} of {steps}; continue with: "
-                        f"ganforge train --resume {run_dir} --steps {steps}")
+        stopped_by = stop.requested if trainer.step < steps else None
+        if stopped_by:
+            log.message(f"stopped by {stopped_by} at step {trainer.step} of {steps}; continue with: "
+                        f"ganforge train --resume {run_dir} --steps {steps}", always=True)
     assert last_checkpoint is not None and last_samples is not None
-    return TrainResult(run_dir, trainer.step, last_checkpoint, last_samples, row, stopped_by=stop.requested)
+    return TrainResult(run_dir, trainer.step, last_checkpoint, last_samples, row, stopped_by=stopped_by)
 
 
 def forget_rows_after(metrics: Path, step: int) -> None:

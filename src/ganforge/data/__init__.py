@@ -188,7 +188,11 @@ def load_data(config: DataConfig, image_size: int | None, channels: int | None, 
 
 def _existing_path(source: str) -> Path:
     path = Path(source).expanduser()
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise DataError(f"data source {source[:80]!r} is not a usable path ({error.strerror}): check the path") from None
+    if not exists:
         raise DataError(
             f"data source '{source}' is neither a built-in ({', '.join(builtin_names())}) nor an existing path: "
             "check the spelling or the path"
