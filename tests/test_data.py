@@ -19,7 +19,7 @@ from ganforge.errors import DataError
 
 CPU = torch.device("cpu")
 DIGITS_COUNT = 1797
-BUILTINS = ("digits", "mnist", "fashion-mnist", "cifar10", "celeba", "ring8", "grid25")
+BUILTINS = ("digits", "mnist", "fashion-mnist", "cifar10", "celeba", "stacked-digits", "ring8", "grid25")
 
 
 def indexed_data(count: int, seed: int = 0) -> TensorData:

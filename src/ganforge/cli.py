@@ -15,7 +15,8 @@ from rich.table import Table
 from ganforge import api
 from ganforge.config import D_LOSS_REDUCTIONS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, PRECISIONS, RunConfig, apply_overrides, flatten_keys, load_yaml
 from ganforge.animate import animate as make_animation
-from ganforge.checkpoint import list_checkpoints, read_checkpoint
+from ganforge.checkpoint import find_checkpoint, list_checkpoints, read_checkpoint
+from ganforge.compare import compare_runs
 from ganforge.describe import describe as describe_model
 from ganforge.diagnostics import failure_signs, read_metrics
 from ganforge.errors import GanforgeError
@@ -35,6 +36,7 @@ DATA = "Data"
 ALGORITHM = "Algorithm"
 RUN = "Run"
 SPEED = "Speed"
+EVALUATION = "Evaluation"
 
 
 ModelName = Literal[MODELS]  # type: ignore[valid-type]
@@ -78,6 +80,11 @@ def train(
     keep_checkpoints: Annotated[Optional[int], typer.Option("--keep-checkpoints", "--keep", help="Most recent checkpoints kept; 0 = all. \\[default: 3]", rich_help_panel=RUN)] = None,
     on_nan: Annotated[Optional[OnNanName], typer.Option(help="When a loss or weight becomes NaN/inf: stop (the last good checkpoint stays), or rollback to it with both learning rates halved. \\[default: stop]", rich_help_panel=RUN)] = None,
     max_rollbacks: Annotated[Optional[int], typer.Option(help="With --on-nan rollback, rollbacks allowed before giving up. \\[default: 3]", rich_help_panel=RUN)] = None,
+    eval_every: Annotated[Optional[int], typer.Option(help="Steps between evaluations (metrics.jsonl, eval.json, checkpoints/best); 0 = never. \\[default: 0]", rich_help_panel=EVALUATION)] = None,
+    eval_metrics: Annotated[Optional[str], typer.Option(help="Comma-separated metrics to compute. \\[default: all that apply]", rich_help_panel=EVALUATION)] = None,
+    eval_samples: Annotated[Optional[int], typer.Option(help="Generated samples per evaluation. \\[default: the metric's own, e.g. 2,500 points]", rich_help_panel=EVALUATION)] = None,
+    feature_extractor: Annotated[Optional[str], typer.Option(help="classifier (digits), inception (weights on disk) or auto. \\[default: auto]", rich_help_panel=EVALUATION)] = None,
+    best_metric: Annotated[Optional[str], typer.Option(help="The metric that picks checkpoints/best. \\[default: fid for images, reverse_kl for points]", rich_help_panel=EVALUATION)] = None,
     precision: Annotated[Optional[PrecisionName], typer.Option(help="Arithmetic of the forward passes: fp32, bf16 autocast (CPU and GPU), fp16 autocast with loss scaling (CUDA). \\[default: fp32]", rich_help_panel=SPEED)] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory for convolutions (faster kernels, same results up to rounding). \\[default: on for dcgan]", rich_help_panel=SPEED)] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile both networks: faster steps after a start-up cost (seconds to minutes). \\[default: off]", rich_help_panel=SPEED)] = None,
@@ -169,6 +176,56 @@ def report(
         for message in failure_signs(read_metrics(run), read_checkpoint(run).config if list_checkpoints(run) else None):
             Console(stderr=True).print(f"[yellow]warning:[/] {run}: {message}", highlight=False, soft_wrap=True)
     console.print(f"wrote {written}")
+
+
+@app.command(name="eval", no_args_is_help=True)
+def evaluate_run(
+    run: Annotated[Path, typer.Argument(help="A run folder (its latest checkpoint) or one checkpoint folder.")],
+    metrics: Annotated[Optional[str], typer.Option(help="Comma-separated metrics, e.g. fid,kid,precision,recall. \\[default: all that apply to the data]")] = None,
+    n: Annotated[Optional[int], typer.Option("-n", "--num-samples", help="Generated samples. \\[default: 2,500 points; 10,000 images or the real data's size; 26,000 for stacked-digits modes]")] = None,
+    feature_extractor: Annotated[str, typer.Option(help="classifier (trained on the digits, no download), inception (Inception-v3 weights on disk) or auto (classifier for digits).")] = "auto",
+    inception_weights: Annotated[Optional[Path], typer.Option(help="The Inception-v3 FID weights file (pt_inception-2015-12-05-6726825d.pth).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generated and real samples drawn.")] = 0,
+    device: Annotated[DeviceName, typer.Option(help="Where to run the networks.")] = "auto",
+) -> None:
+    """Measure sample quality: each metric beside its real-data floor; writes eval.json in the run folder."""
+    from ganforge.evaluation import evaluate, format_results, write_results
+
+    generator = api.load(run, device=device)
+    results = evaluate(generator, metrics, n, feature_extractor, seed, inception_weights=inception_weights)
+    console.print(format_results(results), highlight=False)
+    checkpoint_folder = find_checkpoint(run)
+    run_dir = checkpoint_folder.parent.parent if checkpoint_folder.parent.name == "checkpoints" else checkpoint_folder
+    console.print(f"wrote {write_results(results, run_dir)}")
+
+
+@app.command(no_args_is_help=True)
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders to compare.")],
+    all_config: Annotated[bool, typer.Option("--all", help="Also list the config keys that are the same in every run.")] = False,
+) -> None:
+    """Print runs' configs and metrics side by side: the config keys that differ first, then eval.json and the last log row."""
+    comparison = compare_runs(runs)
+    table = Table(title_justify="left")
+    table.add_column("")
+    for run in comparison.runs:
+        table.add_column(run, justify="right")
+    groups = [("config (differs)", comparison.config_differs), ("metrics", comparison.metrics)]
+    if all_config:
+        groups.insert(1, ("config (same)", comparison.config_same))
+    for title, rows in groups:
+        table.add_row(f"[bold]{title}[/]", *[""] * len(comparison.runs))
+        for key, values in rows:
+            table.add_row(key, *(_cell(value) for value in values))
+    console.print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 @app.command(no_args_is_help=True)

@@ -84,6 +84,11 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA, with loss scaling): autocast for the forward passes
     channels_last: bool | None = None  # channels_last memory for convolutions; None = on for dcgan
     compile: bool = False  # torch.compile both networks: faster steps after a start-up cost of seconds to minutes
+    eval_every: int = 0  # steps between evaluations (metrics.jsonl, eval.json, the best checkpoint); 0 = never
+    eval_metrics: str | None = None  # comma-separated metric names; None = all that apply to the data
+    eval_samples: int | None = None  # generated samples per evaluation; None = the metric's default (see evaluation.py)
+    feature_extractor: str = "auto"  # classifier (digits) | inception (weights on disk) | auto (classifier for digits)
+    best_metric: str | None = None  # the metric that picks checkpoints/best; None = fid for images, reverse_kl for points
     tensorboard: bool | None = None  # write TensorBoard logs to RUN/tensorboard; None = when tensorboard is installed
     on_nan: str = "stop"  # stop | rollback: a NaN/inf loss or weight stops the run, or returns to the last checkpoint
     max_rollbacks: int = 3  # with on_nan=rollback, how many times before giving up; each halves both learning rates
@@ -280,7 +285,7 @@ def validate(config: RunConfig) -> None:
     for key in ("batch_size", "d_steps", "g_steps", "log_every"):
         if getattr(train, key) is not None:
             _at_least(key, getattr(train, key), 1)
-    for key in ("sample_every", "checkpoint_every", "keep_checkpoints", "max_rollbacks"):
+    for key in ("sample_every", "checkpoint_every", "keep_checkpoints", "max_rollbacks", "eval_every"):
         _at_least(key, getattr(train, key), 0)
     for key in ("image_size", "channels", "z_dim", "width"):
         value = getattr(model, key)

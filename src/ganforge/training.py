@@ -14,6 +14,8 @@ import dataclasses
 import json
 import logging
 import math
+import os
+import shutil
 import signal
 import threading
 from dataclasses import dataclass
@@ -350,6 +352,7 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
     rows: list[dict[str, Any]] = []  # this session's log rows, for the failure-sign warnings
     warned: set[str] = set()
     images_per_step = train_config.batch_size * train_config.d_steps
+    evaluation = PeriodicEvaluation(trainer, run_dir) if train_config.eval_every else None
     with RunLog(run_dir, trainer.step, steps, images_per_step, show=show_progress,
                 tensorboard=train_config.tensorboard) as log, StopRequest() as stop:
         stopping = False
@@ -359,15 +362,17 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
             log.advance(step)
             stopping = stop.requested is not None  # read once, so the step that sees it is handled as the last
             final = step == steps or stopping
+            evaluating = evaluation is not None and (step % train_config.eval_every == 0 or final)
             try:
-                if step % train_config.log_every == 0 or final:
+                if step % train_config.log_every == 0 or final or evaluating:
                     values, bad_step = trainer.meter.read()
                     trainer.meter.reset()
                     if bad_step is not None:
                         log.record(step, values, **trainer.learning_rates())
                         raise _diverged(run_dir, bad_step, values)
+                    scores = evaluation.run(step) if evaluating else {}
                     row = log.record(step, values, **trainer.learning_rates(),
-                                     diversity=round(diversity(trainer.preview()), 6))
+                                     diversity=round(diversity(trainer.preview()), 6), **scores)
                     rows.append(row)
                     _warn_new_failure_signs(log, rows, trainer.config, warned)
                 if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final:
@@ -385,8 +390,11 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
             if (train_config.sample_every and step % train_config.sample_every == 0) or final:
                 last_samples = trainer.save_preview(run_dir / "samples" / f"step_{step:07d}.png")
                 log.images(step, Image.open(last_samples))
-            if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final:
+            new_best = evaluating and evaluation.improved
+            if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final or new_best:
                 last_checkpoint = trainer.save(run_dir)
+            if new_best:
+                evaluation.keep_best(last_checkpoint)
         log.message(f"samples: {last_samples}")
         log.message(f"checkpoint: {last_checkpoint}")
         stopped_by = stop.requested if trainer.step < steps else None
@@ -395,6 +403,62 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                         f"ganforge train --resume {run_dir} --steps {steps}", always=True)
     assert last_checkpoint is not None and last_samples is not None
     return TrainResult(run_dir, trainer.step, last_checkpoint, last_samples, row, stopped_by=stopped_by)
+
+
+class PeriodicEvaluation:
+    """``--eval-every``: metrics of the generator in training, eval.json, and checkpoints/best by one metric.
+
+    The real data, the feature extractor and the real-data floors are prepared once. The best checkpoint is a
+    copy outside the pruned step folders, so ``--keep N`` keeps the last N plus the best.
+    """
+
+    def __init__(self, trainer: Trainer, run_dir: Path) -> None:
+        from ganforge.evaluation import HIGHER_IS_BETTER, Evaluator
+
+        train = trainer.config.train
+        self.trainer = trainer
+        self.run_dir = run_dir
+        self.evaluator = Evaluator(trainer.config, train.eval_metrics, train.eval_samples, train.feature_extractor,
+                                   seed=train.seed, device=trainer.device)
+        self.metric = train.best_metric or ("reverse_kl" if trainer.data.kind == "points" else "fid")
+        if self.metric not in HIGHER_IS_BETTER:
+            raise ConfigError(f"best_metric '{self.metric}' is not a metric: use one of {', '.join(HIGHER_IS_BETTER)}")
+        self.higher_is_better = HIGHER_IS_BETTER[self.metric]
+        self.record_path = run_dir / "checkpoints" / "best.json"
+        self.best = json.loads(self.record_path.read_text()) if self.record_path.is_file() else None
+        self.improved = False
+
+    def run(self, step: int) -> dict[str, float]:
+        """Evaluate now; returns the metrics for the log row and notes whether the chosen one improved."""
+        from ganforge.evaluation import write_results
+        from ganforge.sampling import TrainedGenerator
+
+        results = self.evaluator(TrainedGenerator(self.trainer.generator, self.trainer.config, step, self.trainer.device))
+        self.trainer.generator.train()  # TrainedGenerator switched it to eval mode
+        write_results(results, self.run_dir)
+        if self.metric not in results:
+            raise ConfigError(f"best_metric '{self.metric}' is not among this run's metrics: "
+                              f"use one of {', '.join(k for k in results if f'{k}_floor' in results)}")
+        value = float(results[self.metric])
+        previous = None if self.best is None else self.best["value"]
+        self.improved = previous is None or (value > previous if self.higher_is_better else value < previous)
+        if self.improved:
+            self.best = {"metric": self.metric, "value": value, "step": step}
+        return {key: value for key, value in results.items() if isinstance(value, (int, float))
+                and not isinstance(value, bool) and not key.endswith("_floor") and key not in ("num_samples", "step")}
+
+    def keep_best(self, checkpoint: Path) -> None:
+        """Copy the checkpoint just written to checkpoints/best (replaced atomically) and record why."""
+        best = checkpoint.parent / "best"
+        staging = checkpoint.parent / f".best.tmp-{os.getpid()}"
+        retired = checkpoint.parent / f".best.old-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(checkpoint, staging)
+        if best.exists():
+            os.replace(best, retired)
+        os.replace(staging, best)
+        shutil.rmtree(retired, ignore_errors=True)
+        write_text_atomically(self.record_path, json.dumps(self.best))
 
 
 def forget_rows_after(metrics: Path, step: int) -> None:

@@ -3,6 +3,7 @@
 ``--data`` is a built-in name or a path:
 
 - ``digits``: scikit-learn's 1,797 handwritten digits, embedded (no download);
+- ``stacked-digits``: three of those digits as the three channels, 1,000 modes (the offline twin of Stacked MNIST);
 - ``ring8``, ``grid25``: 2-D Gaussian mixtures, sampled on the fly;
 - ``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba``: through torchvision
   (optional extra, needs a network the first time);
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ganforge.config import DataConfig
-from ganforge.data.digits import load_digit_images
+from ganforge.data.digits import STACKED_DIGITS_COUNT, STACKED_DIGITS_SIZE, load_digit_images, load_stacked_digits
 from ganforge.data.files import load_array_file, load_image_folder, load_torchvision_dataset
 from ganforge.data.mixtures import mixture_modes, sample_mixture
 from ganforge.errors import DataError
@@ -32,6 +33,7 @@ IMAGE_SETS = {  # name -> natural (image size, channels)
     "fashion-mnist": (28, 1),
     "cifar10": (32, 3),
     "celeba": (64, 3),
+    "stacked-digits": (STACKED_DIGITS_SIZE, 3),  # three digits as R, G, B: 1,000 modes (Stacked MNIST's twin)
 }
 MIXTURES = ("ring8", "grid25")
 FOLDER_DEFAULTS = (64, 3)  # image size and channels for a folder of images when not given
@@ -171,6 +173,10 @@ def load_data(config: DataConfig, image_size: int | None, channels: int | None, 
         size, chans = image_size or natural_size, channels or natural_channels
         if source == "digits":
             images, labels = load_digit_images(size, chans)
+        elif source == "stacked-digits":
+            if chans != 3:
+                raise DataError(f"stacked-digits has 3 channels (one digit each), not {chans}: use --channels 3")
+            images, labels = load_stacked_digits(size, STACKED_DIGITS_COUNT, seed=0)  # one fixed data set, as in the papers
         else:
             images, labels = load_torchvision_dataset(source, data_cache(config), size, chans), None
         return TensorData(images, "images", seed, device, f"{source} ({len(images):,} images)", labels)

@@ -2,9 +2,18 @@
 
 Pure functions compute a metric in one call; the classes accumulate batches with
 update() and finish with compute() -> dict[str, float], declaring higher_is_better
-for each key.
+for each key. The feature extractors: the digit classifier ganforge trains itself
+(classifier.py) and Inception-v3 with the FID weights (inception.py).
 """
 
+from ganforge.metrics.classifier import (
+    DigitClassifier,
+    class_histogram,
+    classes_covered,
+    classifier_score,
+    kl_to_uniform,
+    load_or_train_digit_classifier,
+)
 from ganforge.metrics.feature_metrics import (
     DensityCoverage,
     FrechetDistance,
@@ -18,19 +27,29 @@ from ganforge.metrics.feature_metrics import (
     poly_mmd2_unbiased,
     precision_recall,
 )
+from ganforge.metrics.inception import InceptionFeatures, find_inception_weights, load_inception
 from ganforge.metrics.mixtures import MixtureModeStats, mean_and_stderr, mixture_mode_stats
 
 __all__ = [
     "DensityCoverage",
+    "DigitClassifier",
     "FrechetDistance",
+    "InceptionFeatures",
     "KernelDistance",
     "MixtureModeStats",
     "PrecisionRecall",
+    "class_histogram",
+    "classes_covered",
+    "classifier_score",
     "density_coverage",
+    "find_inception_weights",
     "frechet_distance",
     "frechet_distance_from_stats",
     "gaussian_stats",
     "kernel_distance",
+    "kl_to_uniform",
+    "load_inception",
+    "load_or_train_digit_classifier",
     "mean_and_stderr",
     "mixture_mode_stats",
     "poly_mmd2_unbiased",
