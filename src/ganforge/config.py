@@ -36,7 +36,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 TRAINING_PRESETS: dict[str, dict[str, int | float]] = {
     "mlp": {"steps": 2000, "batch_size": 64, "lr_d": 2e-4, "lr_g": 2e-4},
     "dcgan": {"steps": 2000, "batch_size": 64, "lr_d": 2e-4, "lr_g": 2e-4},
-    "toy": {"steps": 4000, "batch_size": 256, "lr_d": 1e-3, "lr_g": 1e-3},
+    "toy": {"steps": 3000, "batch_size": 512, "lr_d": 1e-3, "lr_g": 1e-3},
 }
 
 
