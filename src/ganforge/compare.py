@@ -11,8 +11,8 @@ import yaml
 
 from ganforge.diagnostics import read_metrics, training_history
 from ganforge.errors import GanforgeError
+from ganforge.evaluation import EVAL_FILE
 
-EVAL_FILE = "eval.json"
 LAST_ROW_KEYS = ("d_loss", "g_loss", "d_real", "d_fake", "images_per_second")  # the last log row's statistics
 
 
