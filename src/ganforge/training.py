@@ -375,8 +375,8 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                                      diversity=round(diversity(trainer.preview()), 6), **scores)
                     rows.append(row)
                     _warn_new_failure_signs(log, rows, trainer.config, warned)
-                if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final:
-                    _, bad_step = trainer.meter.read()
+                if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final or evaluating:
+                    _, bad_step = trainer.meter.read()  # a checkpoint (a best one too) is written only when finite
                     if bad_step is not None or not trainer.weights_are_finite():
                         raise _diverged(run_dir, bad_step or step, {})
             except TrainingDivergedError as error:
