@@ -78,9 +78,9 @@ def scatter_plot(points: Tensor, modes: Tensor | None = None, size: int = PLOT_S
     return image
 
 
-def save_samples_picture(samples: Tensor, path: Path, modes: Tensor | None = None) -> Path:
-    """A grid for images (N, C, H, W), a scatter plot for points (N, 2)."""
+def save_samples_picture(samples: Tensor, path: Path, modes: Tensor | None = None, columns: int | None = None) -> Path:
+    """A grid for images (N, C, H, W), ``columns`` wide (default: square); a scatter plot for points (N, 2)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    picture = scatter_plot(samples, modes) if samples.ndim == 2 else image_grid(samples)
+    picture = scatter_plot(samples, modes) if samples.ndim == 2 else image_grid(samples, columns)
     picture.save(path)
     return path

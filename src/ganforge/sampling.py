@@ -91,13 +91,7 @@ def write_samples(samples: Tensor, out: Path, modes: Tensor | None = None, colum
         np.save(out, samples.numpy())
         return out
     if suffix == ".png":
-        if columns is not None and samples.ndim == 4:
-            from ganforge.images import image_grid
-
-            out.parent.mkdir(parents=True, exist_ok=True)
-            image_grid(samples, columns).save(out)
-            return out
-        return save_samples_picture(samples, out, modes)
+        return save_samples_picture(samples, out, modes, columns)
     if suffix == "" or out.is_dir():
         if samples.ndim == 2:
             raise GanforgeError(f"2-D points cannot be written as image files in {out}/: use --out points.npy or plot.png")

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ganforge.checkpoint import list_checkpoints, read_checkpoint, save_checkpoint
+from ganforge.checkpoint import Checkpoint, list_checkpoints, read_checkpoint, save_checkpoint
 from ganforge.config import RunConfig, apply_overrides, save_yaml, validate, with_training_preset, write_text_atomically
 from ganforge.data import IMAGE_SETS, MixtureData, RealData, load_data
 from ganforge.errors import ConfigError, GanforgeError, TrainingDivergedError
@@ -255,8 +255,10 @@ class Trainer:
         return {"to_step": self.step,
                 "lr_d": self.opt_d.param_groups[0]["lr"], "lr_g": self.opt_g.param_groups[0]["lr"]}
 
-    def restore(self, checkpoint_path: Path) -> None:
-        checkpoint = read_checkpoint(checkpoint_path)
+    def restore(self, checkpoint: Checkpoint | Path) -> None:
+        """Continue from a checkpoint (or the one a path names: a run folder's latest)."""
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = read_checkpoint(checkpoint)
         checkpoint.restore_models(self.generator, self.discriminator)
         checkpoint.restore_optimizer("generator", self.opt_g)
         checkpoint.restore_optimizer("discriminator", self.opt_d)
@@ -314,10 +316,10 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
     config = apply_overrides(saved, overrides)
     if "steps" in overrides:
         config.train.epochs = None
-    return _start(config, run_dir, resume_from=checkpoint.path, show_progress=show_progress)
+    return _start(config, run_dir, resume_from=checkpoint, show_progress=show_progress)
 
 
-def _start(config: RunConfig, run_dir: Path, *, resume_from: Path | None, show_progress: bool) -> TrainResult:
+def _start(config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None, show_progress: bool) -> TrainResult:
     validate(config)
     device = resolve_device(config.train.device)
     if config.train.precision == "fp16" and device.type != "cuda":
