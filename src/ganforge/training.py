@@ -213,9 +213,10 @@ class Trainer:
         finally:
             self.generator.train()
 
-    def save_preview(self, path: Path) -> Path:
-        """The fixed-noise samples: an image grid, or for 2-D data the points over D's decision surface."""
-        samples = self.preview()
+    def save_preview(self, path: Path, samples: Tensor | None = None) -> Path:
+        """The fixed-noise samples (``samples`` if this step's preview is at hand): an image grid, or for
+        2-D data the points over D's decision surface."""
+        samples = self.preview() if samples is None else samples
         if self.data.kind == "points":
             path.parent.mkdir(parents=True, exist_ok=True)
             modes = self.data.modes if isinstance(self.data, MixtureData) else None
@@ -365,6 +366,7 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
             stopping = stop.requested is not None  # read once, so the step that sees it is handled as the last
             final = step == steps or stopping
             evaluating = evaluation is not None and (step % train_config.eval_every == 0 or final)
+            preview: Tensor | None = None  # G(fixed noise) at this step, made at most once
             try:
                 if step % train_config.log_every == 0 or final or evaluating:
                     values, bad_step = trainer.meter.read()
@@ -373,8 +375,9 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                         log.record(step, values, **trainer.learning_rates())
                         raise _diverged(run_dir, bad_step, values)
                     scores = evaluation.run(step) if evaluating else {}
+                    preview = trainer.preview()
                     row = log.record(step, values, **trainer.learning_rates(),
-                                     diversity=round(diversity(trainer.preview()), 6), **scores)
+                                     diversity=round(diversity(preview), 6), **scores)
                     rows.append(row)
                     _warn_new_failure_signs(log, rows, trainer.config, warned)
                 if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final or evaluating:
@@ -390,7 +393,7 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                 log.event(step, "rollback", diverged_at=error.step, **trainer.roll_back(run_dir), rollback=rollbacks)
                 continue
             if (train_config.sample_every and step % train_config.sample_every == 0) or final:
-                last_samples = trainer.save_preview(run_dir / "samples" / f"step_{step:07d}.png")
+                last_samples = trainer.save_preview(run_dir / "samples" / f"step_{step:07d}.png", preview)
                 log.images(step, Image.open(last_samples))
             new_best = evaluating and evaluation.improved
             if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final or new_best:
