@@ -101,6 +101,18 @@ class TensorData(RealData):
         return len(self.samples) // batch_size
 
     def next_batch(self, batch_size: int) -> Tensor:  # -> (B, *sample_shape) float in [-1, 1]
+        return self._samples_at(self._next_index(batch_size))
+
+    def next_labeled_batch(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """The next batch and its class labels (B,), for class-conditional training."""
+        if self.labels is None:
+            raise DataError(f"{self.description} has no class labels: conditional training needs labelled data "
+                            "such as digits")
+        index = self._next_index(batch_size)
+        return self._samples_at(index), self.labels.to(self.device)[index]
+
+    def _next_index(self, batch_size: int) -> Tensor:
+        """Indices of the next full batch in this epoch's permutation (a new epoch when too few remain)."""
         if batch_size > len(self.samples):
             raise DataError(
                 f"batch size {batch_size} is larger than the {len(self.samples)} samples of {self.description}: "
@@ -112,6 +124,9 @@ class TensorData(RealData):
             self.epoch += 1
         index = self.order[self.position : self.position + batch_size].to(self.device, non_blocking=True)
         self.position += batch_size
+        return index
+
+    def _samples_at(self, index: Tensor) -> Tensor:
         batch = self.samples[index]
         if batch.dtype == torch.uint8:
             return batch.float().div_(127.5).sub_(1.0)
