@@ -7,6 +7,7 @@ imports torch). The others call the Typer app in-process and check the error it 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -334,7 +335,7 @@ def test_training_into_a_folder_with_checkpoints_is_refused_and_leaves_it_untouc
 
 
 def test_loss_turning_nan_stops_training_and_keeps_the_checkpoints_before_it(tmp_path, tiny_toy, monkeypatch):
-    real_loss = ganforge.training.GENERATOR_LOSSES["nonsaturating"]
+    real_loss = ganforge.training.LOSSES["nonsaturating"].generator
     calls = 0
 
     def loss_nan_from_step_3(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -343,7 +344,7 @@ def test_loss_turning_nan_stops_training_and_keeps_the_checkpoints_before_it(tmp
         loss = real_loss(fake_logits)
         return loss * float("nan") if calls >= 3 else loss
 
-    monkeypatch.setitem(ganforge.training.GENERATOR_LOSSES, "nonsaturating", loss_nan_from_step_3)
+    monkeypatch.setitem(ganforge.training.LOSSES, "nonsaturating", dataclasses.replace(ganforge.training.LOSSES["nonsaturating"], generator=loss_nan_from_step_3))
     run = tmp_path / "run"
     keys = {**tiny_toy, "steps": 6, "checkpoint_every": 1, "keep_checkpoints": 0}
     error = cli_error("train", "--out", run, "-q", *flags(keys))

@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ganforge import config
 from ganforge.losses import (
-    GENERATOR_LOSSES,
+    LOSSES,
     discriminator_loss,
     minimax_generator_loss,
     nonsaturating_generator_loss,
@@ -141,5 +142,8 @@ def test_minimax_saturates_where_d_rejects_fakes_and_nonsaturating_does_not():
     assert abs(nonsaturating_input.grad.item()) > 1e4 * abs(minimax_input.grad.item())
 
 
-def test_generator_losses_registry_names_exactly_the_two_losses():
-    assert GENERATOR_LOSSES == {"nonsaturating": nonsaturating_generator_loss, "minimax": minimax_generator_loss}
+def test_loss_registry_holds_the_seed_losses_and_the_config_choices():
+    assert tuple(LOSSES) == config.LOSSES
+    assert LOSSES["nonsaturating"].generator is nonsaturating_generator_loss
+    assert LOSSES["minimax"].generator is minimax_generator_loss
+    assert LOSSES["nonsaturating"].discriminator is LOSSES["minimax"].discriminator is discriminator_loss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -122,7 +123,9 @@ def test_run_folder_holds_config_metrics_samples_and_checkpoints(tmp_path, tiny_
     result = ganforge.train(out=tmp_path / "run", steps=7, show_progress=False, **keys)
     run = result.run_dir
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["model"] == {"model": "dcgan", "image_size": 28, "channels": 1, "z_dim": 50, "width": 4}
+    assert saved["model"] == {"model": "dcgan", "image_size": 28, "channels": 1, "z_dim": 50, "width": 4,
+                              "conditional": False, "num_classes": None, "spectral_norm": False, "d_norm": "batch"}
+    assert (saved["train"]["d_steps"], saved["train"]["beta1"], saved["train"]["beta2"]) == (1, 0.5, 0.999)
     assert saved["train"]["steps"] == 7 and saved["train"]["lr_g"] == 2e-4
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [2, 4, 6, 7]
@@ -175,12 +178,12 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_toy,
     ganforge.train(out=tmp_path / "run", steps=4, checkpoint_every=2, show_progress=False, **{
         k: v for k, v in tiny_toy.items() if k != "checkpoint_every"})
     good = read_checkpoint(tmp_path / "run")
-    real_loss = ganforge.training.GENERATOR_LOSSES["nonsaturating"]
+    real_loss = ganforge.training.LOSSES["nonsaturating"].generator
 
     def diverging_loss(logits):
         return real_loss(logits) * float("nan")
 
-    monkeypatch.setitem(ganforge.training.GENERATOR_LOSSES, "nonsaturating", diverging_loss)
+    monkeypatch.setitem(ganforge.training.LOSSES, "nonsaturating", dataclasses.replace(ganforge.training.LOSSES["nonsaturating"], generator=diverging_loss))
     with pytest.raises(TrainingDivergedError, match=r"g_loss.* became NaN or infinite at step 5.*step_0000004"):
         ganforge.resume(tmp_path / "run", steps=8, show_progress=False)
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_0000002", "step_0000004"]
@@ -207,7 +210,7 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_toy, monk
 
 def nan_generator_loss_at(monkeypatch, bad_steps: set[int], trainer_steps: list[int], once: bool = False):
     """Make the generator loss NaN at ``bad_steps`` (with ``once``, only the first time each runs)."""
-    real_loss = ganforge.training.GENERATOR_LOSSES["nonsaturating"]
+    real_loss = ganforge.training.LOSSES["nonsaturating"].generator
     original_phase = Trainer.generator_phase
 
     def phase(self, step):
@@ -220,7 +223,7 @@ def nan_generator_loss_at(monkeypatch, bad_steps: set[int], trainer_steps: list[
         return real_loss(logits) * (float("nan") if bad else 1.0)
 
     monkeypatch.setattr(Trainer, "generator_phase", phase)
-    monkeypatch.setitem(ganforge.training.GENERATOR_LOSSES, "nonsaturating", loss)
+    monkeypatch.setitem(ganforge.training.LOSSES, "nonsaturating", dataclasses.replace(ganforge.training.LOSSES["nonsaturating"], generator=loss))
 
 
 def test_rollback_returns_to_the_last_checkpoint_with_halved_learning_rates(tmp_path, tiny_toy, monkeypatch):

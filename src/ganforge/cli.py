@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ganforge import api
-from ganforge.config import D_LOSS_REDUCTIONS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, PRECISIONS, RunConfig, apply_overrides, flatten_keys, load_yaml
+from ganforge.config import D_LOSS_REDUCTIONS, D_NORMS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, PRECISIONS, RunConfig, apply_overrides, flatten_keys, load_yaml
 from ganforge.animate import animate as make_animation
 from ganforge.checkpoint import find_checkpoint, list_checkpoints, read_checkpoint
 from ganforge.compare import compare_runs
@@ -46,6 +46,7 @@ ReductionName = Literal[D_LOSS_REDUCTIONS]  # type: ignore[valid-type]
 DeviceName = Literal[DEVICES]  # type: ignore[valid-type]
 OnNanName = Literal[ON_NAN]  # type: ignore[valid-type]
 PrecisionName = Literal[PRECISIONS]  # type: ignore[valid-type]
+DNormName = Literal[D_NORMS]  # type: ignore[valid-type]
 
 
 @app.command(no_args_is_help=True)
@@ -58,20 +59,27 @@ def train(
     channels: Annotated[Optional[int], typer.Option(help="1 (grayscale) or 3 (RGB). \\[default: the data's own]", rich_help_panel=MODEL)] = None,
     z_dim: Annotated[Optional[int], typer.Option(help="Latent size. \\[default: dcgan 28x28: 50, mlp/dcgan: 100, toy: 2]", rich_help_panel=MODEL)] = None,
     width: Annotated[Optional[int], typer.Option(help="Base width: dcgan filters (28x28: 32, else 64), mlp/toy hidden units (256/128).", rich_help_panel=MODEL)] = None,
+    conditional: Annotated[Optional[bool], typer.Option("--conditional/--no-conditional", help="Class-conditional GAN: labels embedded in G's input, a projection discriminator; needs labelled data (digits). Sample a class with 'ganforge sample RUN --class K'. \\[default: off]", rich_help_panel=MODEL)] = None,
+    num_classes: Annotated[Optional[int], typer.Option(help="Classes of a conditional model. \\[default: the data's labels, digits: 10]", rich_help_panel=MODEL)] = None,
+    spectral_norm: Annotated[Optional[bool], typer.Option("--spectral-norm/--no-spectral-norm", help="Spectral normalization of D's layers (Miyato et al. 2018); D's BatchNorm is then dropped unless --d-norm says otherwise. \\[default: off]", rich_help_panel=MODEL)] = None,
+    d_norm: Annotated[Optional[DNormName], typer.Option(help="D's normalization layers: batch (the seed tables), layer (per sample) or none. \\[default: batch; layer for wgan-gp; none with --spectral-norm]", rich_help_panel=MODEL)] = None,
     data: Annotated[Optional[str], typer.Option(help="digits (embedded), ring8, grid25, mnist, fashion-mnist, cifar10, celeba (torchvision), or a folder of images / .npy / .npz path. \\[default: digits]", rich_help_panel=DATA)] = None,
     data_root: Annotated[Optional[str], typer.Option(help="Download cache for torchvision data sets. \\[default: $GANFORGE_CACHE or ~/.cache/ganforge]", rich_help_panel=DATA)] = None,
     steps: Annotated[Optional[int], typer.Option(help="Iterations to train in all; one step is --d-steps D updates then --g-steps G updates. \\[default: 2000; toy: 3000]", rich_help_panel=ALGORITHM)] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Train for this many passes over the real data instead of --steps.", rich_help_panel=ALGORITHM)] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="m, real and fake samples per update. \\[default: 64; toy: 512]", rich_help_panel=ALGORITHM)] = None,
-    d_steps: Annotated[Optional[int], typer.Option(help="k, discriminator updates per step. \\[default: 1]", rich_help_panel=ALGORITHM)] = None,
+    d_steps: Annotated[Optional[int], typer.Option(help="k, discriminator updates per step. \\[default: 1; wgan-gp: 5]", rich_help_panel=ALGORITHM)] = None,
     g_steps: Annotated[Optional[int], typer.Option(help="Generator updates per step. \\[default: 1]", rich_help_panel=ALGORITHM)] = None,
     order: Annotated[Optional[OrderName], typer.Option(help="Which network trains first in each step. \\[default: d-first]", rich_help_panel=ALGORITHM)] = None,
-    loss: Annotated[Optional[LossName], typer.Option(help="Generator loss: nonsaturating maximizes log D(G(z)); minimax minimizes log(1 - D(G(z))). \\[default: nonsaturating]", rich_help_panel=ALGORITHM)] = None,
+    loss: Annotated[Optional[LossName], typer.Option(help="The GAN loss. nonsaturating: G maximizes log D(G(z)); minimax: G minimizes log(1 - D(G(z))) (both with D's cross-entropy); lsgan: least squares; hinge: D's margin loss; wgan-gp: Wasserstein critic with gradient penalty (defaults to --d-steps 5, Adam betas 0 and 0.9). \\[default: nonsaturating]", rich_help_panel=ALGORITHM)] = None,
     d_loss_reduction: Annotated[Optional[ReductionName], typer.Option(help="D loss = the average of its real and fake terms, or their sum (2x the gradient). \\[default: average]", rich_help_panel=ALGORITHM)] = None,
     lr_d: Annotated[Optional[float], typer.Option(help="Adam learning rate of D. \\[default: 2e-4; toy: 1e-3]", rich_help_panel=ALGORITHM)] = None,
     lr_g: Annotated[Optional[float], typer.Option(help="Adam learning rate of G. \\[default: 2e-4; toy: 1e-3]", rich_help_panel=ALGORITHM)] = None,
-    beta1: Annotated[Optional[float], typer.Option(help="Adam beta1 of both optimizers. \\[default: 0.5]", rich_help_panel=ALGORITHM)] = None,
-    beta2: Annotated[Optional[float], typer.Option(help="Adam beta2 of both optimizers. \\[default: 0.999]", rich_help_panel=ALGORITHM)] = None,
+    beta1: Annotated[Optional[float], typer.Option(help="Adam beta1 of both optimizers. \\[default: 0.5; wgan-gp: 0]", rich_help_panel=ALGORITHM)] = None,
+    beta2: Annotated[Optional[float], typer.Option(help="Adam beta2 of both optimizers. \\[default: 0.999; wgan-gp: 0.9]", rich_help_panel=ALGORITHM)] = None,
+    ema: Annotated[Optional[float], typer.Option(help="Keep an exponential moving average of G's weights with this decay (e.g. 0.999), used for samples, previews and metrics. \\[default: off]", rich_help_panel=ALGORITHM)] = None,
+    diffaug: Annotated[Optional[bool], typer.Option("--diffaug/--no-diffaug", help="Differentiable augmentation (DiffAugment) of every image D sees, real and generated: for small data sets. \\[default: off]", rich_help_panel=ALGORITHM)] = None,
+    diffaug_policy: Annotated[Optional[str], typer.Option(help="Comma-separated DiffAugment transforms: color, translation, cutout. \\[default: color,translation,cutout]", rich_help_panel=ALGORITHM)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the weights, noise and data order: same seed, same numbers. \\[default: 0]", rich_help_panel=RUN)] = None,
     device: Annotated[Optional[DeviceName], typer.Option(help="Where to train. \\[default: auto, a CUDA GPU when there is one]", rich_help_panel=RUN)] = None,
     log_every: Annotated[Optional[int], typer.Option(help="Steps between log rows (metrics.jsonl, progress bar). \\[default: 50]", rich_help_panel=RUN)] = None,
@@ -118,11 +126,12 @@ def sample(
     out: Annotated[Path, typer.Option("--out", "-o", help="grid.png (one grid), samples.npy (N x C x H x W in [-1, 1], or N x 2 points), or folder/ (one PNG each).")],
     n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
     seed: Annotated[int, typer.Option(help="Seed of the noise: the same seed gives the same samples.")] = 0,
+    class_index: Annotated[Optional[int], typer.Option("--class", help="For a conditional run: the class to generate. \\[default: every class in turn]")] = None,
     device: Annotated[DeviceName, typer.Option(help="Where to run the generator.")] = "auto",
 ) -> None:
     """Draw samples from a trained generator."""
     generator = api.load(run, device=device)
-    written = api.write_samples(generator.sample(n, seed), out, generator.modes())
+    written = api.write_samples(generator.sample(n, seed, class_index), out, generator.modes())
     console.print(f"wrote {n} samples from step {generator.step} to {written}")
 
 

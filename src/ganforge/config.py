@@ -23,12 +23,14 @@ import yaml
 from ganforge.errors import ConfigError
 
 MODELS = ("mlp", "dcgan", "toy")
-LOSSES = ("nonsaturating", "minimax")
+LOSSES = ("nonsaturating", "minimax", "lsgan", "hinge", "wgan-gp")  # the families of ganforge.losses.LOSSES
 ORDERS = ("d-first", "g-first")
 D_LOSS_REDUCTIONS = ("average", "sum")
 DEVICES = ("auto", "cpu", "cuda")
 ON_NAN = ("stop", "rollback")
 PRECISIONS = ("fp32", "bf16", "fp16")
+D_NORMS = ("batch", "layer", "none")
+AUGMENTATIONS = ("color", "translation", "cutout")  # DiffAugment's transforms (Zhao et al. 2020)
 
 # Per model, the training values of keys left unset: the seed models use DCGAN's
 # Adam settings; the 2-D toy needs larger batches, a faster rate and more steps
@@ -38,6 +40,12 @@ TRAINING_PRESETS: dict[str, dict[str, int | float]] = {
     "dcgan": {"steps": 2000, "batch_size": 64, "lr_d": 2e-4, "lr_g": 2e-4},
     "toy": {"steps": 3000, "batch_size": 512, "lr_d": 1e-3, "lr_g": 1e-3},
 }
+# Per loss, the algorithm keys left unset: WGAN-GP's critic trains 5 times per G step with Adam(0, 0.9)
+# (Gulrajani et al. 2017, Algorithm 1); the other losses use the lectures' k = 1 and DCGAN's Adam(0.5, 0.999).
+LOSS_PRESETS: dict[str, dict[str, int | float]] = {
+    "wgan-gp": {"d_steps": 5, "beta1": 0.0, "beta2": 0.9},
+}
+DEFAULT_ALGORITHM: dict[str, int | float] = {"d_steps": 1, "beta1": 0.5, "beta2": 0.999}
 
 
 @dataclass
@@ -49,6 +57,11 @@ class ModelConfig:
     channels: int | None = None  # 1 or 3; None = the data's channels
     z_dim: int | None = None  # latent size; None = preset (dcgan 28x28: 50, else 100; toy: 2)
     width: int | None = None  # base filters (dcgan) or hidden units (toy); None = preset
+    conditional: bool = False  # class-conditional: labels embedded in G's input, a projection discriminator
+    num_classes: int | None = None  # classes of a conditional model; None = the data's labels
+    spectral_norm: bool = False  # spectral normalization of D's weight layers (Miyato et al. 2018)
+    d_norm: str | None = None  # D's normalization: batch | layer | none; None = layer for wgan-gp,
+    # none with spectral_norm, else batch (the seed tables)
 
 
 @dataclass
@@ -66,15 +79,18 @@ class TrainConfig:
     steps: int | None = None  # iterations in all; None = from epochs, or the model's preset
     epochs: float | None = None  # passes over the real data (in D updates); alternative to steps
     batch_size: int | None = None  # m, real and fake samples per update; None = the model's preset
-    d_steps: int = 1  # k, discriminator updates per step
+    d_steps: int | None = None  # k, discriminator updates per step; None = 1 (wgan-gp: 5)
     g_steps: int = 1  # generator updates per step
     order: str = "d-first"  # d-first | g-first
-    loss: str = "nonsaturating"  # generator loss: nonsaturating (max log D(G(z))) | minimax (min log(1 - D(G(z))))
-    d_loss_reduction: str = "average"  # average | sum of the real and fake terms of the D loss
+    loss: str = "nonsaturating"  # nonsaturating | minimax (the seed losses, D's BCE) | lsgan | hinge | wgan-gp
+    d_loss_reduction: str = "average"  # average | sum of the real and fake terms of the BCE and LSGAN D losses
     lr_d: float | None = None  # Adam learning rate of D; None = the model's preset
     lr_g: float | None = None  # Adam learning rate of G; None = the model's preset
-    beta1: float = 0.5
-    beta2: float = 0.999
+    beta1: float | None = None  # Adam beta1; None = 0.5 (wgan-gp: 0)
+    beta2: float | None = None  # Adam beta2; None = 0.999 (wgan-gp: 0.9)
+    ema: float | None = None  # decay of an exponential moving average of G's weights, used for samples and metrics
+    diffaug: bool = False  # differentiable augmentation of D's inputs, real and fake (for small data sets)
+    diffaug_policy: str = "color,translation,cutout"  # comma-separated DiffAugment transforms
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     log_every: int = 50  # steps between reads of the losses (the only host syncs)
@@ -120,8 +136,8 @@ def config_keys() -> list[str]:
 
 
 def with_training_preset(config: RunConfig) -> RunConfig:
-    """Fill the training keys left unset from the model's preset."""
-    preset = TRAINING_PRESETS[config.model.model]
+    """Fill the training keys left unset from the model's and the loss's presets."""
+    preset = {**TRAINING_PRESETS[config.model.model], **DEFAULT_ALGORITHM, **LOSS_PRESETS.get(config.train.loss, {})}
     unset = {key: value for key, value in preset.items() if getattr(config.train, key) is None}
     if config.train.epochs is not None:
         unset.pop("steps", None)
@@ -264,6 +280,7 @@ UPPER_LIMITS: dict[str, tuple[int, str]] = {  # key -> (largest value, a usual o
     "epochs": (10**6, "25"),
     "d_steps": (1000, "1"),
     "g_steps": (1000, "1"),
+    "num_classes": (100_000, "10"),
 }
 SEED_RANGE = (-(2**63), 2**63 - 1)  # what torch.Generator.manual_seed takes, with room for the seed offsets
 
@@ -282,6 +299,19 @@ def validate(config: RunConfig) -> None:
     _choice("device", train.device, DEVICES)
     _choice("on_nan", train.on_nan, ON_NAN)
     _choice("precision", train.precision, PRECISIONS)
+    if model.d_norm is not None:
+        _choice("d_norm", model.d_norm, D_NORMS)
+    for part in train.diffaug_policy.split(","):
+        _choice("diffaug_policy part", part.strip(), AUGMENTATIONS)
+    if train.ema is not None and not 0 < train.ema < 1:
+        raise ConfigError(f"ema is the decay of G's moving average and must lie in (0, 1), got {train.ema} "
+                          "(e.g. 0.999)")
+    if model.model == "toy" and (model.conditional or train.diffaug):
+        what = "--conditional" if model.conditional else "--diffaug"
+        raise ConfigError(f"{what} works on labelled images; the toy model learns unlabelled 2-D points: "
+                          "use --model dcgan or mlp")
+    if model.num_classes is not None:
+        _at_least("num_classes", model.num_classes, 2)
     for key in ("batch_size", "d_steps", "g_steps", "log_every"):
         if getattr(train, key) is not None:
             _at_least(key, getattr(train, key), 1)
@@ -305,7 +335,7 @@ def validate(config: RunConfig) -> None:
             raise ConfigError(f"{key} must be a positive number, got {value}")
     for key in ("beta1", "beta2"):
         value = getattr(train, key)
-        if not 0 <= value < 1:
+        if value is not None and not 0 <= value < 1:
             raise ConfigError(f"{key} must lie in [0, 1), got {value}")
     for key, (limit, usual) in UPPER_LIMITS.items():
         value = getattr(getattr(config, _KEY_TO_SECTION[key]), key)

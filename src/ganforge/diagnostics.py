@@ -131,8 +131,9 @@ def detect_failure_signs(rows: Sequence[dict[str, Any]], config: RunConfig | Non
     signs = []
     loss = config.train.loss if config is not None else None
 
-    starved = _longest_stretch(history, "d_fake", lambda value, _: value < STARVED_D_FAKE,
-                               SIGN_MIN_ROWS, SIGN_MIN_STEPS)
+    probabilities = loss in (None, "nonsaturating", "minimax")  # D's outputs and loss on the scale the signs read
+    starved = probabilities and _longest_stretch(history, "d_fake", lambda value, _: value < STARVED_D_FAKE,
+                                                 SIGN_MIN_ROWS, SIGN_MIN_STEPS)
     if starved:
         first, last, ongoing = starved
         if loss == "minimax":
@@ -148,7 +149,8 @@ def detect_failure_signs(rows: Sequence[dict[str, Any]], config: RunConfig | Non
             f"generator starved: D(G(z)) stayed below {STARVED_D_FAKE} {_span(first, last, ongoing)}; {advice}",
             first, last, ongoing))
 
-    won = _longest_stretch(history, "d_loss", lambda value, _: value < WON_D_LOSS, SIGN_MIN_ROWS, SIGN_MIN_STEPS)
+    won = probabilities and _longest_stretch(history, "d_loss", lambda value, _: value < WON_D_LOSS,
+                                             SIGN_MIN_ROWS, SIGN_MIN_STEPS)
     if won:
         first, last, ongoing = won
         signs.append(FailureSign(

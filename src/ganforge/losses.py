@@ -1,15 +1,25 @@
-"""GAN losses as pure functions of the discriminator's logits.
+"""GAN losses as pure functions of the discriminator's raw outputs (logits, or critic scores).
 
-With D(x) = sigmoid(l): log D(x) = -softplus(-l) and log(1 - D(x)) = -softplus(l),
-which stay finite for any logit, unlike log(sigmoid(l)).
+The seed losses (SPEC.md section 2) read D's output as a logit, D(x) = sigmoid(l):
+log D(x) = -softplus(-l) and log(1 - D(x)) = -softplus(l), which stay finite for
+any logit, unlike log(sigmoid(l)). The later losses read it as a raw score:
+
+- ``lsgan`` (Mao et al. 2017, a=0, b=c=1): least squares towards 1 for real, 0 for fake;
+- ``hinge`` (Lim & Ye 2017; Miyato et al. 2018): D's margin loss, G maximizes D's score;
+- ``wgan-gp`` (Gulrajani et al. 2017): D is a critic estimating the Wasserstein-1 distance,
+  kept 1-Lipschitz by a penalty on its input gradient's norm at points between real and fake.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+GRADIENT_PENALTY_WEIGHT = 10.0  # lambda of WGAN-GP
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, reduction: str = "average") -> Tensor:
@@ -19,12 +29,7 @@ def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, reduction: str 
     over the combined batch, the course notebook's choice); ``sum`` adds them
     (as in lecture 004), which doubles D's gradient.
     """
-    total = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-    if reduction == "average":
-        return 0.5 * total
-    if reduction == "sum":
-        return total
-    raise ValueError(f"unknown reduction {reduction!r}")
+    return _reduce(F.softplus(-real_logits).mean(), F.softplus(fake_logits).mean(), reduction)
 
 
 def minimax_generator_loss(fake_logits: Tensor) -> Tensor:
@@ -37,7 +42,68 @@ def nonsaturating_generator_loss(fake_logits: Tensor) -> Tensor:
     return F.softplus(-fake_logits).mean()
 
 
-GENERATOR_LOSSES: dict[str, Callable[[Tensor], Tensor]] = {
-    "nonsaturating": nonsaturating_generator_loss,
-    "minimax": minimax_generator_loss,
+def lsgan_discriminator_loss(real_scores: Tensor, fake_scores: Tensor, reduction: str = "average") -> Tensor:
+    """E[(D(x) - 1)^2] and E[D(G(z))^2], averaged (Mao et al.'s 1/2 factor) or summed."""
+    return _reduce((real_scores - 1).square().mean(), fake_scores.square().mean(), reduction)
+
+
+def lsgan_generator_loss(fake_scores: Tensor) -> Tensor:
+    """1/2 E[(D(G(z)) - 1)^2]: G pulls its samples' scores to the real target."""
+    return 0.5 * (fake_scores - 1).square().mean()
+
+
+def hinge_discriminator_loss(real_scores: Tensor, fake_scores: Tensor, reduction: str = "sum") -> Tensor:
+    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]: no gradient from samples already past the margin."""
+    return _reduce(F.relu(1 - real_scores).mean(), F.relu(1 + fake_scores).mean(), reduction)
+
+
+def critic_loss(real_scores: Tensor, fake_scores: Tensor, reduction: str = "sum") -> Tensor:
+    """E[D(G(z))] - E[D(x)]: the negated Wasserstein estimate the critic maximizes (penalty added apart)."""
+    return _reduce(-real_scores.mean(), fake_scores.mean(), reduction)
+
+
+def score_generator_loss(fake_scores: Tensor) -> Tensor:
+    """-E[D(G(z))]: the generator loss of hinge and WGAN-GP, raising the critic's score of its samples."""
+    return -fake_scores.mean()
+
+
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator: torch.Generator,
+                     weight: float = GRADIENT_PENALTY_WEIGHT) -> Tensor:
+    """lambda E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1] per sample.
+
+    The graph is kept (``create_graph``), so the penalty's own gradient reaches D's weights.
+    """
+    eps = torch.rand(real.shape[0], *([1] * (real.ndim - 1)), generator=generator, device=real.device)
+    between = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    scores = critic(between)
+    (gradients,) = torch.autograd.grad(scores.sum(), between, create_graph=True)
+    return weight * (gradients.flatten(1).norm(dim=1) - 1).square().mean()
+
+
+def _reduce(real_term: Tensor, fake_term: Tensor, reduction: str) -> Tensor:
+    if reduction == "average":
+        return 0.5 * (real_term + fake_term)
+    if reduction == "sum":
+        return real_term + fake_term
+    raise ValueError(f"unknown reduction {reduction!r}")
+
+
+@dataclass(frozen=True)
+class GanLoss:
+    """One loss family: D's loss, G's loss, and whether D's output is a probability's logit."""
+
+    discriminator: Callable[[Tensor, Tensor, str], Tensor]
+    generator: Callable[[Tensor], Tensor]
+    outputs_probability: bool  # sigmoid(D) is the probability of "real" (the seed losses); else a raw score
+    gradient_penalty: bool = False
+    reduction: str | None = None  # the paper's fixed real/fake reduction; None = the d_loss_reduction key
+
+
+LOSSES: dict[str, GanLoss] = {
+    "nonsaturating": GanLoss(discriminator_loss, nonsaturating_generator_loss, outputs_probability=True),
+    "minimax": GanLoss(discriminator_loss, minimax_generator_loss, outputs_probability=True),
+    "lsgan": GanLoss(lsgan_discriminator_loss, lsgan_generator_loss, outputs_probability=False),
+    "hinge": GanLoss(hinge_discriminator_loss, score_generator_loss, outputs_probability=False, reduction="sum"),
+    "wgan-gp": GanLoss(critic_loss, score_generator_loss, outputs_probability=False, gradient_penalty=True,
+                       reduction="sum"),
 }

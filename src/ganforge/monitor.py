@@ -20,8 +20,9 @@ from torch import Tensor
 
 from ganforge.errors import GanforgeError
 
-# d_real = mean D(x), d_fake = mean D(G(z)) in the D step; *_grad_norm = L2 norm of all of a network's gradients
-STATISTICS = ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm")
+# d_real = mean D(x), d_fake = mean D(G(z)) in the D step (probabilities for the seed losses, raw scores for
+# lsgan/hinge/wgan-gp); *_grad_norm = L2 norm of all of a network's gradients; gradient_penalty: wgan-gp's term
+STATISTICS = ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm", "gradient_penalty")
 
 
 class Meter:

@@ -14,7 +14,7 @@ from ganforge.data import MIXTURES, mixture_modes
 from ganforge.errors import GanforgeError
 from ganforge.images import save_image_files, save_samples_picture
 from ganforge.models import Generator, build_models
-from ganforge.training import resolve_device, uses_channels_last
+from ganforge.training import EMA_SECTION, balanced_labels, resolve_device, uses_channels_last
 
 SAMPLE_BATCH = 1024  # samples generated per forward pass
 
@@ -30,10 +30,15 @@ class TrainedGenerator:
 
     @classmethod
     def load(cls, path: Path | str, device: str = "auto") -> TrainedGenerator:
-        """From a run folder (its latest checkpoint) or one checkpoint folder."""
+        """From a run folder (its latest checkpoint) or one checkpoint folder; G's moving average where the run
+        kept one (--ema)."""
         checkpoint = read_checkpoint(Path(path))
         generator, discriminator = build_models(checkpoint.config.model)
         checkpoint.restore_models(generator, discriminator)
+        average = checkpoint.section(EMA_SECTION)
+        if average:
+            average.pop("n_averaged", None)
+            generator.load_state_dict(average)
         if uses_channels_last(checkpoint.config):  # the layout it trained in, so outputs match the trainer's exactly
             generator.to(memory_format=torch.channels_last)
         return cls(generator, checkpoint.config, checkpoint.step, resolve_device(device))
@@ -42,20 +47,42 @@ class TrainedGenerator:
     def is_points(self) -> bool:
         return self.config.model.model == "toy"
 
+    @property
+    def num_classes(self) -> int | None:
+        """The classes of a conditional generator, None for an unconditional one."""
+        return self.generator.num_classes
+
     @torch.no_grad()
-    def generate(self, latents: Tensor) -> Tensor:
-        """G(z) for (N, z_dim) latents, in batches; returns a CPU tensor."""
-        pieces = [self.generator(chunk.to(self.device)).float().cpu() for chunk in latents.split(SAMPLE_BATCH)]
+    def generate(self, latents: Tensor, labels: Tensor | None = None) -> Tensor:
+        """G(z) for (N, z_dim) latents, in batches; returns a CPU tensor. A conditional generator makes
+        ``labels`` (N,), or every class in turn when they are not given."""
+        if self.num_classes is not None and labels is None:
+            labels = balanced_labels(len(latents), self.num_classes)
+        label_chunks = labels.split(SAMPLE_BATCH) if labels is not None else [None] * len(latents.split(SAMPLE_BATCH))
+        pieces = [self.generator(chunk.to(self.device), None if classes is None else classes.to(self.device)).float().cpu()
+                  for chunk, classes in zip(latents.split(SAMPLE_BATCH), label_chunks)]
         return torch.cat(pieces)
 
     def latents(self, count: int, seed: int = 0) -> Tensor:
         return torch.randn(count, self.generator.z_dim, generator=torch.Generator().manual_seed(seed))
 
-    def sample(self, count: int, seed: int = 0) -> Tensor:
-        """``count`` samples: images (N, C, H, W) in [-1, 1] or points (N, 2); the same seed gives the same samples."""
+    def sample(self, count: int, seed: int = 0, class_index: int | None = None) -> Tensor:
+        """``count`` samples: images (N, C, H, W) in [-1, 1] or points (N, 2); the same seed gives the same samples.
+
+        A conditional generator makes class ``class_index``, or every class in turn when it is None.
+        """
         if count < 1:
             raise GanforgeError(f"the number of samples must be at least 1, got {count}")
-        return self.generate(self.latents(count, seed))
+        labels = None
+        if class_index is not None:
+            if self.num_classes is None:
+                raise GanforgeError("this run's generator is not class-conditional, so --class has no meaning: "
+                                    "train with --conditional, or leave out --class")
+            if not 0 <= class_index < self.num_classes:
+                raise GanforgeError(f"class {class_index} does not exist: this generator makes classes "
+                                    f"0 to {self.num_classes - 1}")
+            labels = torch.full((count,), class_index, dtype=torch.long)
+        return self.generate(self.latents(count, seed), labels)
 
     def interpolate(self, rows: int = 8, steps: int = 10, seed: int = 0) -> Tensor:
         """``rows`` walks of ``steps`` images each between random latents (spherical interpolation)."""
@@ -66,7 +93,9 @@ class TrainedGenerator:
         start, end = self.latents(2 * rows, seed).chunk(2)
         weights = torch.linspace(0, 1, steps)
         walks = torch.stack([slerp(start, end, float(w)) for w in weights], dim=1)  # (rows, steps, z_dim)
-        return self.generate(walks.reshape(rows * steps, -1))
+        row_classes = balanced_labels(rows, self.num_classes)  # a conditional walk keeps one class per row
+        labels = None if row_classes is None else row_classes.repeat_interleave(steps)
+        return self.generate(walks.reshape(rows * steps, -1), labels)
 
     def modes(self) -> Tensor | None:
         """The real modes of a mixture run, for drawing behind its points."""

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ganforge.checkpoint import Checkpoint, list_checkpoints, read_checkpoint, save_checkpoint
 from ganforge.config import RunConfig, apply_overrides, save_yaml, validate, with_training_preset, write_text_atomically
@@ -32,13 +33,16 @@ from ganforge.data import IMAGE_SETS, MixtureData, RealData, load_data
 from ganforge.errors import ConfigError, GanforgeError, TrainingDivergedError
 from ganforge.diagnostics import decision_surface, detect_failure_signs, diversity
 from ganforge.images import save_samples_picture
-from ganforge.losses import GENERATOR_LOSSES, discriminator_loss
-from ganforge.models import Discriminator, Generator, build_models, resolve_model
+from ganforge.augment import DiffAugment
+from ganforge.losses import LOSSES, gradient_penalty
+from ganforge.models import Discriminator, Generator, build_models, default_d_norm, resolve_model
 from ganforge.monitor import Meter, RunLog
 
 PREVIEW_SAMPLES = 64  # fixed-noise samples in each preview grid (2-D data: points in each scatter plot)
 POINT_PREVIEW_SAMPLES = 1000
 PREVIEW_SEED_OFFSET = 2  # the preview noise's seed is the run's seed + 2
+AUGMENT_SEED_OFFSET = 3  # DiffAugment's random stream: the run's seed + 3
+EMA_SECTION = "generator_ema"  # checkpoint section of G's moving average (training.safetensors)
 ROLLBACK_LR_FACTOR = 0.5  # each rollback after a divergence halves both learning rates
 
 
@@ -82,6 +86,12 @@ def uses_channels_last(config: RunConfig) -> bool:
     return config.model.model == "dcgan" if wanted is None else wanted and config.model.model == "dcgan"
 
 
+def balanced_labels(count: int, num_classes: int | None, device: torch.device | str = "cpu") -> Tensor | None:
+    """Classes 0, 1, ..., K-1, 0, 1, ... for ``count`` samples (None for an unconditional model):
+    every class equally often, so grids show each class and metrics see the classes in balance."""
+    return None if num_classes is None else torch.arange(count, device=device) % num_classes
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -102,7 +112,22 @@ def resolve_config(config: RunConfig, data: RealData) -> RunConfig:
         if size != width:
             raise ConfigError(f"images of {data.description} are {size}x{width}, not square: crop them to square")
         model = dataclasses.replace(model, image_size=size, channels=channels)
+    if model.conditional:
+        model = dataclasses.replace(model, num_classes=_classes_of(data, model.num_classes))
+    model = dataclasses.replace(model, d_norm=model.d_norm or default_d_norm(model, config.train.loss))
     return with_training_preset(dataclasses.replace(config, model=resolve_model(model)))
+
+
+def _classes_of(data: RealData, asked: int | None) -> int:
+    """The class count of a conditional model: the data's labels 0..K-1 (or ``asked``, if they fit in it)."""
+    if data.labels is None:
+        raise ConfigError(f"--conditional needs class labels, and {data.description} has none: "
+                          "use labelled data such as --data digits, or train without --conditional")
+    found = int(data.labels.max()) + 1
+    if asked is not None and asked < found:
+        raise ConfigError(f"{data.description} has labels up to {found - 1}, more than --num-classes {asked} holds: "
+                          f"use --num-classes {found} or leave it unset")
+    return asked or found
 
 
 def total_steps(config: RunConfig, data: RealData) -> int:
@@ -134,7 +159,14 @@ class Trainer:
                                       fused=fused)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2),
                                       fused=fused)
-        self.generator_loss = GENERATOR_LOSSES[train.loss]
+        self.loss = LOSSES[train.loss]
+        self.d_loss_reduction = self.loss.reduction or train.d_loss_reduction
+        self.num_classes = config.model.num_classes if config.model.conditional else None
+        self.augment = (DiffAugment(train.diffaug_policy, torch.Generator(device).manual_seed(train.seed + AUGMENT_SEED_OFFSET))
+                        if train.diffaug else None)
+        # G's weights averaged over the steps (EMA), what samples and metrics use when --ema is set.
+        self.generator_ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(train.ema), use_buffers=True)
+                              if train.ema else None)
         # What runs the forward passes: the networks themselves, or their compiled twins (same parameters).
         self.run_generator = torch.compile(self.generator) if train.compile else self.generator
         self.run_discriminator = torch.compile(self.discriminator) if train.compile else self.discriminator
@@ -145,6 +177,7 @@ class Trainer:
         preview = torch.Generator(device).manual_seed(train.seed + PREVIEW_SEED_OFFSET)
         count = POINT_PREVIEW_SAMPLES if data.kind == "points" else PREVIEW_SAMPLES
         self.preview_noise = torch.randn(count, self.generator.z_dim, generator=preview, device=device)
+        self.preview_labels = balanced_labels(count, self.num_classes, device)
         self.meter = Meter(device)
         self.step = 0
 
@@ -155,24 +188,52 @@ class Trainer:
     def sample_noise(self, count: int) -> Tensor:  # -> (count, z_dim), z ~ N(0, I)
         return torch.randn(count, self.generator.z_dim, generator=self.noise, device=self.device)
 
+    def sample_labels(self, count: int) -> Tensor | None:  # -> (count,) classes uniform in 0..K-1, or None
+        if self.num_classes is None:
+            return None
+        return torch.randint(self.num_classes, (count,), generator=self.noise, device=self.device)
+
+    def real_batch(self) -> tuple[Tensor, Tensor | None]:
+        """The next real batch (in the networks' memory layout) and, for a conditional model, its labels."""
+        batch_size = self.config.train.batch_size
+        if self.num_classes is None:
+            real, labels = self.data.next_batch(batch_size), None
+        else:
+            real, labels = self.data.next_labeled_batch(batch_size)
+        if real.ndim == 4:
+            real = real.contiguous(memory_format=self.memory_format)
+        return real, labels
+
+    def judge(self, samples: Tensor, labels: Tensor | None, discriminator: torch.nn.Module | None = None) -> Tensor:
+        """D's float32 outputs for samples (augmented first under --diffaug), as its phase's precision computes them."""
+        if self.augment is not None:
+            samples = self.augment(samples)
+        with self.autocast():
+            return (discriminator or self.run_discriminator)(samples, labels).float()
+
     def discriminator_phase(self, step: int) -> None:
-        """k updates of D: real batch -> ones, G(fresh noise) -> zeros; G is not updated."""
+        """k updates of D: real batch -> "real", G(fresh noise) -> "fake" by the loss's targets; G is not updated."""
         batch_size = self.config.train.batch_size
         for _ in range(self.config.train.d_steps):
-            real = self.data.next_batch(batch_size)
-            if real.ndim == 4:
-                real = real.contiguous(memory_format=self.memory_format)
+            real, real_labels = self.real_batch()
+            fake_labels = self.sample_labels(batch_size)
             with torch.no_grad(), self.autocast():
-                fake = self.run_generator(self.sample_noise(batch_size))
-            with self.autocast():
-                real_logits = self.run_discriminator(real).float()
-                fake_logits = self.run_discriminator(fake).float()
-            loss = discriminator_loss(real_logits, fake_logits, self.config.train.d_loss_reduction)
+                fake = self.run_generator(self.sample_noise(batch_size), fake_labels)
+            real_scores = self.judge(real, real_labels)
+            fake_scores = self.judge(fake, fake_labels)
+            loss = self.loss.discriminator(real_scores, fake_scores, self.d_loss_reduction)
+            statistics = {}
+            if self.loss.gradient_penalty:
+                penalty = gradient_penalty(lambda between: self.judge(between, real_labels), real, fake, self.noise)
+                loss = loss + penalty
+                statistics["gradient_penalty"] = penalty
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(loss).backward()
             self.scaler_d.unscale_(self.opt_d)
-            self.meter.add(step, d_loss=loss, d_real=torch.sigmoid(real_logits).mean(),
-                           d_fake=torch.sigmoid(fake_logits).mean(), d_grad_norm=gradient_norm(self.discriminator))
+            if self.loss.outputs_probability:
+                real_scores, fake_scores = torch.sigmoid(real_scores), torch.sigmoid(fake_scores)
+            self.meter.add(step, d_loss=loss, d_real=real_scores.mean(), d_fake=fake_scores.mean(),
+                           d_grad_norm=gradient_norm(self.discriminator), **statistics)
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
 
@@ -182,17 +243,25 @@ class Trainer:
         self.discriminator.requires_grad_(False)
         try:
             for _ in range(self.config.train.g_steps):
+                labels = self.sample_labels(batch_size)
                 with self.autocast():
-                    fake_logits = self.run_discriminator(self.run_generator(self.sample_noise(batch_size))).float()
-                loss = self.generator_loss(fake_logits)
+                    fake = self.run_generator(self.sample_noise(batch_size), labels)
+                loss = self.loss.generator(self.judge(fake, labels))
                 self.opt_g.zero_grad(set_to_none=True)
                 self.scaler_g.scale(loss).backward()
                 self.scaler_g.unscale_(self.opt_g)
                 self.meter.add(step, g_loss=loss, g_grad_norm=gradient_norm(self.generator))
                 self.scaler_g.step(self.opt_g)
                 self.scaler_g.update()
+                if self.generator_ema is not None:
+                    self.generator_ema.update_parameters(self.generator)
         finally:
             self.discriminator.requires_grad_(True)
+
+    @property
+    def sampling_generator(self) -> Generator:
+        """The generator that makes previews, samples and metrics: the EMA of G's weights under --ema, else G."""
+        return self.generator if self.generator_ema is None else self.generator_ema.module
 
     def train_step(self) -> None:
         """One iteration of the algorithm: the two phases in the configured order."""
@@ -207,11 +276,12 @@ class Trainer:
     @torch.no_grad()
     def preview(self) -> Tensor:
         """G(fixed noise) in eval mode, so previews never change BatchNorm statistics."""
-        self.generator.eval()
+        generator = self.sampling_generator
+        generator.eval()
         try:
-            return self.generator(self.preview_noise).cpu()
+            return generator(self.preview_noise, self.preview_labels).cpu()
         finally:
-            self.generator.train()
+            generator.train()
 
     def save_preview(self, path: Path, samples: Tensor | None = None) -> Path:
         """The fixed-noise samples (``samples`` if this step's preview is at hand): an image grid, or for
@@ -235,7 +305,8 @@ class Trainer:
         return save_checkpoint(
             run_dir, self.step, self.config, self.generator, self.discriminator,
             {"generator": self.opt_g, "discriminator": self.opt_d},
-            {"noise": {"rng": self.noise.get_state()}, "data": self.data.state_dict(), **self._scaler_states()},
+            {"noise": {"rng": self.noise.get_state()}, "data": self.data.state_dict(), **self._scaler_states(),
+             **self._extra_states()},
             keep=self.config.train.keep_checkpoints,
         )
 
@@ -267,10 +338,28 @@ class Trainer:
             match_parameter_layout(optimizer)
         self.noise.set_state(checkpoint.section("noise")["rng"])
         self.data.load_state_dict(checkpoint.section("data"))
+        if self.augment is not None and checkpoint.section("augment"):
+            self.augment.generator.set_state(checkpoint.section("augment")["rng"])
+        if self.generator_ema is not None:
+            average = checkpoint.section(EMA_SECTION)
+            if average:
+                self.generator_ema.n_averaged.copy_(average.pop("n_averaged"))
+                self.generator_ema.module.load_state_dict(average)
+            else:  # a run that adds --ema on resume starts its average from the current weights
+                self.generator_ema.n_averaged.zero_()
         for name, scaler in (("scaler_d", self.scaler_d), ("scaler_g", self.scaler_g)):
             if scaler.is_enabled() and checkpoint.section(name):
                 scaler.load_state_dict({key: value.item() for key, value in checkpoint.section(name).items()})
         self.step = checkpoint.step
+
+    def _extra_states(self) -> dict[str, dict[str, Tensor]]:
+        """The augmentation stream and G's moving average, when the run has them."""
+        states: dict[str, dict[str, Tensor]] = {}
+        if self.augment is not None:
+            states["augment"] = {"rng": self.augment.generator.get_state()}
+        if self.generator_ema is not None:
+            states[EMA_SECTION] = {**self.generator_ema.module.state_dict(), "n_averaged": self.generator_ema.n_averaged}
+        return states
 
     def _scaler_states(self) -> dict[str, dict[str, Tensor]]:
         """fp16 loss scales, so a resumed fp16 run continues with the same scale."""
@@ -438,8 +527,9 @@ class PeriodicEvaluation:
         from ganforge.evaluation import write_results
         from ganforge.sampling import TrainedGenerator
 
-        results = self.evaluator(TrainedGenerator(self.trainer.generator, self.trainer.config, step, self.trainer.device))
-        self.trainer.generator.train()  # TrainedGenerator switched it to eval mode
+        generator = self.trainer.sampling_generator
+        results = self.evaluator(TrainedGenerator(generator, self.trainer.config, step, self.trainer.device))
+        generator.train()  # TrainedGenerator switched it to eval mode
         write_results(results, self.run_dir)
         if self.metric not in results:
             raise ConfigError(f"best_metric '{self.metric}' is not among this run's metrics: "

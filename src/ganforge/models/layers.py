@@ -8,6 +8,7 @@ architecture is the built one. Output sizes follow the lecture formula
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -69,8 +70,12 @@ class Project(nn.Module):
         return self.linear(z).view(-1, self.channels, PROJECT_SIDE, PROJECT_SIDE)
 
 
-def build_layer(spec: LayerSpec) -> nn.Sequential:
-    """The modules of one row, in order: layer, BatchNorm, activation."""
+def build_layer(spec: LayerSpec, norm: str = "batch") -> nn.Sequential:
+    """The modules of one row, in order: layer, normalization (where the row has one), activation.
+
+    ``norm`` picks what a normalized row uses: ``batch`` (the seed tables), ``layer`` (per sample over
+    all features, as a gradient-penalty critic needs) or ``none``.
+    """
     if spec.kind == "linear":
         layer: nn.Module = nn.Linear(spec.in_features, spec.out_features)
     elif spec.kind == "project":
@@ -82,8 +87,12 @@ def build_layer(spec: LayerSpec) -> nn.Sequential:
     else:
         raise ValueError(f"unknown layer kind {spec.kind!r}")
     modules = [layer]
-    if spec.batch_norm:
+    if spec.batch_norm and norm == "batch":
         modules.append(nn.BatchNorm1d(spec.out_features) if spec.kind == "linear" else nn.BatchNorm2d(spec.out_features))
+    elif spec.batch_norm and norm == "layer":
+        modules.append(nn.LayerNorm(spec.out_features) if spec.kind == "linear" else nn.GroupNorm(1, spec.out_features))
+    elif spec.batch_norm and norm != "none":
+        raise ValueError(f"unknown normalization {norm!r}")
     if spec.activation == "relu":
         modules.append(nn.ReLU())
     elif spec.activation == "lrelu":
@@ -106,31 +115,60 @@ def shapes_through(table: list[LayerSpec], input_shape: Shape) -> list[Shape]:
 
 
 class Generator(nn.Module):
-    """G_phi: noise z in R^z_dim -> a sample of ``sample_shape`` (images in [-1, 1] or 2-D points)."""
+    """G_phi: noise z in R^z_dim -> a sample of ``sample_shape`` (images in [-1, 1] or 2-D points).
 
-    def __init__(self, table: list[LayerSpec], z_dim: int, input_shape: Shape, sample_shape: Shape) -> None:
+    Class-conditional (``num_classes``): a learned embedding of the label, of z's size, is
+    concatenated to z, so the table's first layer takes 2 * z_dim inputs.
+    """
+
+    def __init__(self, table: list[LayerSpec], z_dim: int, input_shape: Shape, sample_shape: Shape,
+                 num_classes: int | None = None) -> None:
         super().__init__()
         self.table = table
         self.z_dim = z_dim
-        self.input_shape = input_shape  # how z enters the first layer, e.g. (50, 1, 1) for a transposed conv
+        self.input_shape = input_shape  # how the input enters the first layer, e.g. (50, 1, 1) for a transposed conv
         self.sample_shape = sample_shape
+        self.num_classes = num_classes
+        self.embedding = nn.Embedding(num_classes, z_dim) if num_classes else None
         self.layers = nn.Sequential(*(build_layer(spec) for spec in table))
 
-    def forward(self, z: Tensor) -> Tensor:  # (B, z_dim) -> (B, *sample_shape)
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:  # (B, z_dim), (B,) -> (B, *sample_shape)
+        if self.embedding is not None:
+            if labels is None:
+                raise ValueError("a class-conditional generator needs the labels of the samples to make")
+            z = torch.cat([z, self.embedding(labels)], dim=1)
         return self.layers(z.view(z.shape[0], *self.input_shape)).view(z.shape[0], *self.sample_shape)
 
 
 class Discriminator(nn.Module):
-    """D_theta: a sample -> one logit per sample; sigmoid(logit) is the probability it is real."""
+    """D_theta: a sample -> one logit (or critic score) per sample; sigmoid(logit) is the probability it is real.
 
-    def __init__(self, table: list[LayerSpec], input_shape: Shape) -> None:
+    Class-conditional (``num_classes``): a projection discriminator (Miyato & Koyama 2018). The last
+    row is linear in the features h before it, and the label adds <embed(y), h> to its output.
+    """
+
+    def __init__(self, table: list[LayerSpec], input_shape: Shape, num_classes: int | None = None,
+                 norm: str = "batch") -> None:
         super().__init__()
         self.table = table
         self.input_shape = input_shape  # (C*H*W,) for MLPs, (C, H, W) for CNNs
-        self.layers = nn.Sequential(*(build_layer(spec) for spec in table))
+        self.num_classes = num_classes
+        self.layers = nn.Sequential(*(build_layer(spec, norm) for spec in table))
+        self.projection = None
+        if num_classes:
+            features = math.prod(shapes_through(table[:-1], input_shape)[-1]) if len(table) > 1 else math.prod(input_shape)
+            self.projection = nn.Embedding(num_classes, features)
+            nn.init.xavier_uniform_(self.projection.weight)
 
-    def forward(self, x: Tensor) -> Tensor:  # (B, *sample_shape) -> (B,) logits
-        return self.layers(x.reshape(x.shape[0], *self.input_shape)).view(x.shape[0])
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:  # (B, *sample_shape), (B,) -> (B,)
+        x = x.reshape(x.shape[0], *self.input_shape)
+        if self.projection is None:
+            return self.layers(x).view(x.shape[0])
+        if labels is None:
+            raise ValueError("a projection discriminator needs the labels of the samples it judges")
+        features = self.layers[:-1](x)
+        projection = (self.projection(labels) * features.flatten(1)).sum(dim=1)
+        return self.layers[-1](features).view(x.shape[0]) + projection
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
@@ -148,3 +186,11 @@ def init_dcgan_weights(module: nn.Module) -> None:
 @torch.no_grad()
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def apply_spectral_norm(module: nn.Module) -> None:
+    """Spectral normalization (Miyato et al. 2018) of every weight layer and embedding: each weight is divided
+    by its largest singular value (one power iteration per training forward), bounding D's Lipschitz constant."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            nn.utils.parametrizations.spectral_norm(layer)
