@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+
+from ganforge.metrics.classifier import DigitClassifier, load_or_train_digit_classifier
 
 torch.set_num_threads(1)  # small ops are faster on one thread, and results do not depend on the core count
 
@@ -23,3 +27,16 @@ def tiny_toy() -> dict:
 def tiny_dcgan() -> dict:
     """Config keys of a 28x28 DCGAN run on the embedded digits with 4 base filters."""
     return dict(TINY_DCGAN)
+
+
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data cache holding the trained digit classifier: trained once per test session, shared by all tests."""
+    cache = tmp_path_factory.getbasetemp() / "ganforge-cache"
+    load_or_train_digit_classifier(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def digit_classifier(classifier_cache: Path) -> DigitClassifier:
+    return load_or_train_digit_classifier(classifier_cache)

@@ -31,20 +31,6 @@ from ganforge.metrics.classifier import (
 )
 
 
-@pytest.fixture(scope="session")
-def classifier_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data cache holding the trained digit classifier; test_evaluation.py uses the same folder, so the
-    classifier is trained once per test session."""
-    cache = tmp_path_factory.getbasetemp() / "ganforge-cache"
-    load_or_train_digit_classifier(cache)
-    return cache
-
-
-@pytest.fixture(scope="session")
-def digit_classifier(classifier_cache: Path) -> DigitClassifier:
-    return load_or_train_digit_classifier(classifier_cache)
-
-
 @pytest.fixture
 def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail the test if the classifier is trained."""

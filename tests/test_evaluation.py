@@ -43,11 +43,9 @@ SAMPLES = 200  # generated (and real) images per image evaluation in these tests
 
 
 @pytest.fixture(scope="session")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The data cache with the digit classifier, shared with test_classifier.py: trained once per session."""
-    cache = tmp_path_factory.getbasetemp() / "ganforge-cache"
-    load_or_train_digit_classifier(cache)
-    return cache
+def cache(classifier_cache: Path) -> Path:
+    """The data cache with the digit classifier (trained once per session, see conftest.py)."""
+    return classifier_cache
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,19 @@ import torch
 import torch.nn.functional as F
 
 from ganforge import config
+from ganforge.config import RunConfig, with_training_preset
 from ganforge.losses import (
+    GRADIENT_PENALTY_WEIGHT,
     LOSSES,
+    critic_loss,
     discriminator_loss,
+    gradient_penalty,
+    hinge_discriminator_loss,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
     minimax_generator_loss,
     nonsaturating_generator_loss,
+    score_generator_loss,
 )
 
 LOG2 = math.log(2.0)
@@ -147,3 +155,76 @@ def test_loss_registry_holds_the_seed_losses_and_the_config_choices():
     assert LOSSES["nonsaturating"].generator is nonsaturating_generator_loss
     assert LOSSES["minimax"].generator is minimax_generator_loss
     assert LOSSES["nonsaturating"].discriminator is LOSSES["minimax"].discriminator is discriminator_loss
+
+
+def test_lsgan_losses_by_hand():
+    real, fake = t(1.0, 0.0), t(0.0, 2.0)
+    # real term mean((1-1)^2, (0-1)^2) = 0.5, fake term mean(0^2, 2^2) = 2
+    assert lsgan_discriminator_loss(real, fake, "average").item() == pytest.approx(1.25)
+    assert lsgan_discriminator_loss(real, fake, "sum").item() == pytest.approx(2.5)
+    assert lsgan_generator_loss(fake).item() == pytest.approx(0.5 * (1 + 1) / 2)  # 1/2 mean((0-1)^2, (2-1)^2)
+    assert lsgan_discriminator_loss(t(1.0, 1.0), t(0.0, 0.0)).item() == 0.0  # D exactly on its targets
+
+
+def test_hinge_losses_by_hand():
+    real, fake = t(2.0, 0.5), t(-3.0, 0.0)
+    # real: relu(1 - 2) = 0, relu(1 - 0.5) = 0.5 -> 0.25; fake: relu(1 - 3) = 0, relu(1 + 0) = 1 -> 0.5
+    assert hinge_discriminator_loss(real, fake).item() == pytest.approx(0.75)
+    assert LOSSES["hinge"].reduction == "sum"
+    scores = t(2.0, 0.5).requires_grad_(True)
+    hinge_discriminator_loss(scores, t(-2.0, -1.0)).backward()
+    assert scores.grad.tolist() == [0.0, -0.5]  # past the margin: no gradient; inside: -1/batch
+    assert score_generator_loss(t(1.0, 3.0)).item() == -2.0
+
+
+def test_critic_loss_is_the_negated_wasserstein_estimate():
+    assert critic_loss(t(1.0, 3.0), t(0.5, -0.5)).item() == pytest.approx(0.0 - 2.0)
+
+
+def test_gradient_penalty_of_a_linear_critic_is_exact():
+    weight = torch.tensor([3.0, 4.0], dtype=torch.float64)  # |w| = 5: the gradient everywhere
+    real, fake = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
+    penalty = gradient_penalty(lambda x: x @ weight, real, fake, torch.Generator().manual_seed(0))
+    assert penalty.item() == pytest.approx(GRADIENT_PENALTY_WEIGHT * (5 - 1) ** 2)
+
+
+def _critic(x: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
+    """A small smooth critic R^3 -> R with 3x3 + 3 parameters."""
+    hidden = torch.tanh(x @ parameters[:9].view(3, 3))
+    return hidden @ parameters[9:]
+
+
+def test_gradient_penalty_matches_finite_differences():
+    torch.manual_seed(0)
+    real, fake = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    parameters = torch.randn(12, dtype=torch.float64, requires_grad=True)
+    penalty = gradient_penalty(lambda x: _critic(x, parameters), real, fake, torch.Generator().manual_seed(7))
+
+    eps = torch.rand(5, 1, generator=torch.Generator().manual_seed(7), dtype=torch.float64)  # the same draw
+    between = eps * real + (1 - eps) * fake
+    h = 1e-6
+
+    def penalty_by_differences(theta: torch.Tensor) -> float:
+        gradients = torch.stack([(_critic(between + h * e, theta) - _critic(between - h * e, theta)) / (2 * h)
+                                 for e in torch.eye(3, dtype=torch.float64)], dim=1)  # (5, 3) d critic / d x
+        return float(GRADIENT_PENALTY_WEIGHT * (gradients.norm(dim=1) - 1).square().mean())
+
+    with torch.no_grad():
+        assert penalty.item() == pytest.approx(penalty_by_differences(parameters.detach()), rel=1e-6)
+    # The penalty's own gradient with respect to the critic's weights (what create_graph keeps) too.
+    (analytic,) = torch.autograd.grad(penalty, parameters)
+    step = 1e-4
+    with torch.no_grad():
+        numeric = torch.tensor([
+            (penalty_by_differences(parameters + step * e) - penalty_by_differences(parameters - step * e)) / (2 * step)
+            for e in torch.eye(12, dtype=torch.float64)], dtype=torch.float64)
+    assert torch.allclose(analytic, numeric, rtol=1e-3, atol=1e-5)
+
+
+def test_wgan_gp_brings_its_own_algorithm_defaults_unless_set():
+    resolved = with_training_preset(RunConfig.from_dict({"model": "dcgan", "loss": "wgan-gp"})).train
+    assert (resolved.d_steps, resolved.beta1, resolved.beta2) == (5, 0.0, 0.9)
+    chosen = with_training_preset(RunConfig.from_dict({"model": "dcgan", "loss": "wgan-gp", "d_steps": 2})).train
+    assert chosen.d_steps == 2
+    seed = with_training_preset(RunConfig.from_dict({"model": "dcgan", "loss": "hinge"})).train
+    assert (seed.d_steps, seed.beta1, seed.beta2) == (1, 0.5, 0.999)

@@ -406,3 +406,75 @@ def test_cli_describe_dcgan64_prints_every_layer_and_the_totals(dcgan64, monkeyp
     generator, discriminator = dcgan64
     for network in (generator, discriminator):
         assert f"{sum(p.numel() for p in network.parameters()):,}" in result.output
+
+
+# --- Beyond the seed models: normalization choices, spectral norm, class-conditional pairs ---------------------
+
+
+def test_d_norm_picks_batch_layer_or_no_normalization_in_d_only():
+    def norms(network: nn.Module) -> set[type]:
+        return {type(m) for m in network.modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm))}
+
+    for d_norm, expected in (("batch", {nn.BatchNorm2d}), ("layer", {nn.GroupNorm}), ("none", set())):
+        generator, discriminator = build_models(ModelConfig("dcgan", 28, 1, d_norm=d_norm), seed=0)
+        assert norms(discriminator) == expected
+        assert norms(generator) == {nn.BatchNorm2d}  # G keeps the seed table's BatchNorm
+    _, mlp_d = build_models(ModelConfig("mlp", 28, 1, d_norm="layer"), seed=0)
+    assert norms(mlp_d) == set()  # the MLP D of the lectures has no normalized row to change
+
+
+def test_spectral_norm_bounds_every_d_weight_by_one():
+    _, discriminator = build_models(ModelConfig("dcgan", 28, 1, width=8, spectral_norm=True, d_norm="none"), seed=0)
+    x = torch.randn(16, 1, 28, 28)
+    for _ in range(30):  # each training-mode forward runs one power iteration per layer
+        discriminator(x)
+    layers = [m for m in discriminator.modules() if isinstance(m, nn.Conv2d)]
+    assert len(layers) == 4
+    for layer in layers:
+        assert nn.utils.parametrize.is_parametrized(layer, "weight")
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, abs=1e-3)
+        raw = torch.linalg.matrix_norm(layer.parametrizations.weight.original.detach().flatten(1), ord=2)
+        assert raw.item() != pytest.approx(1.0, abs=1e-2)  # the bound comes from the normalization
+
+
+def test_spectral_norm_makes_the_toy_discriminator_1_lipschitz():
+    _, discriminator = build_models(ModelConfig("toy", spectral_norm=True), seed=0)
+    for _ in range(50):
+        discriminator(torch.randn(64, 2))
+    discriminator.eval()
+    with torch.no_grad():
+        x, y = torch.randn(2000, 2) * 3, torch.randn(2000, 2) * 3
+        ratios = (discriminator(x) - discriminator(y)).abs() / (x - y).norm(dim=1)
+    assert ratios.max().item() <= 1.0 + 1e-3
+    _, plain = build_models(ModelConfig("toy"), seed=0)
+    assert not any(nn.utils.parametrize.is_parametrized(m) for m in plain.modules())
+
+
+def test_conditional_generator_embeds_the_label_in_its_input():
+    generator, discriminator = build_models(ModelConfig("dcgan", 28, 1, conditional=True, num_classes=10), seed=0)
+    assert generator.layers[0][0].in_channels == 2 * 50  # z and the label's embedding of z's size
+    generator.eval()
+    z = torch.randn(4, 50)
+    with torch.no_grad():
+        threes, sevens = generator(z, torch.full((4,), 3)), generator(z, torch.full((4,), 7))
+    assert threes.shape == (4, 1, 28, 28) and not torch.allclose(threes, sevens)
+    with pytest.raises(ValueError, match="labels"):
+        generator(z)
+
+
+def test_projection_discriminator_adds_the_label_embedding_dot_the_features():
+    _, discriminator = build_models(ModelConfig("dcgan", 28, 1, width=4, conditional=True, num_classes=10), seed=0)
+    discriminator.eval()
+    x, labels = torch.randn(3, 1, 28, 28), torch.tensor([0, 4, 9])
+    with torch.no_grad():
+        features = discriminator.layers[:-1](x)  # (3, 16, 4, 4): the input of the last, linear, row
+        expected = discriminator.layers[-1](features).view(3) + (discriminator.projection.weight[labels]
+                                                                  * features.flatten(1)).sum(1)
+        assert torch.allclose(discriminator(x, labels), expected, atol=1e-6)
+    assert discriminator.projection.weight.shape == (10, 16 * 4 * 4)
+
+
+def test_a_conditional_model_needs_its_class_count():
+    with pytest.raises(ConfigError, match="number of classes"):
+        build_models(ModelConfig("dcgan", 28, 1, conditional=True))

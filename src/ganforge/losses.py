@@ -73,7 +73,7 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
 
     The graph is kept (``create_graph``), so the penalty's own gradient reaches D's weights.
     """
-    eps = torch.rand(real.shape[0], *([1] * (real.ndim - 1)), generator=generator, device=real.device)
+    eps = torch.rand(real.shape[0], *([1] * (real.ndim - 1)), generator=generator, device=real.device, dtype=real.dtype)
     between = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     scores = critic(between)
     (gradients,) = torch.autograd.grad(scores.sum(), between, create_graph=True)
