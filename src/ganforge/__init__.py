@@ -1,6 +1,6 @@
 """ganforge: train Generative Adversarial Networks with PyTorch, from one command or three lines of Python."""
 
-from ganforge.api import TrainedGenerator, TrainResult, load, resume, train, write_samples
+from ganforge.api import TrainedGenerator, TrainResult, load, resume, run_experiment, train, write_samples
 from ganforge.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, TrainingDivergedError
 
@@ -20,6 +20,7 @@ __all__ = [
     "TrainingDivergedError",
     "load",
     "resume",
+    "run_experiment",
     "train",
     "write_samples",
 ]

@@ -10,15 +10,19 @@ CLI is a thin layer over these functions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ganforge import training
 from ganforge.config import RunConfig, apply_overrides, load_yaml
 from ganforge.sampling import TrainedGenerator, write_samples
 from ganforge.training import TrainResult
 
-__all__ = ["TrainResult", "TrainedGenerator", "load", "resume", "train", "write_samples"]
+if TYPE_CHECKING:
+    from ganforge.experiment import ExperimentResult
+
+__all__ = ["TrainResult", "TrainedGenerator", "load", "resume", "run_experiment", "train", "write_samples"]
 
 
 def train(out: str | Path, *, config: RunConfig | str | Path | None = None, show_progress: bool = True,
@@ -45,3 +49,16 @@ def resume(run: str | Path, *, show_progress: bool = True, **overrides: Any) -> 
 def load(run: str | Path, device: str = "auto") -> TrainedGenerator:
     """The trained generator of a run folder (latest checkpoint) or of one checkpoint folder."""
     return TrainedGenerator.load(run, device=device)
+
+
+def run_experiment(spec: str | Path | Mapping[str, Any], out: str | Path, *, jobs: int | None = None,
+                   threads: int | None = None, show_progress: bool = True) -> ExperimentResult:
+    """Train every variant of an experiment spec over its seeds into ``out``, evaluate each run and write
+    ``table.md``, ``results.jsonl`` and ``summary.json``; done runs are kept when it is called again.
+
+    ``spec`` is a YAML file (or its contents as a mapping): config keys, ``vary: {key: [values]}`` and
+    ``seeds: 3``; see :mod:`ganforge.experiment`. ``jobs`` runs train at once, ``threads`` torch threads each.
+    """
+    from ganforge import experiment  # imported when used: it pulls in evaluation and the report
+
+    return experiment.run_experiment(spec, out, jobs=jobs, threads=threads, show_progress=show_progress)

@@ -222,6 +222,91 @@ def _finite_stretches(xs: Sequence[float], ys: Sequence[float]) -> list[list[tup
     return [stretch for stretch in stretches if stretch]
 
 
+@dataclass
+class Interval:
+    """One row of an interval chart: a mean with a bar from ``low`` to ``high`` and the values it summarizes."""
+
+    label: str
+    mean: float
+    low: float  # e.g. mean - std
+    high: float  # e.g. mean + std
+    values: list[float]  # each one drawn as a small dot (one per seed)
+    colour: str
+    tooltip: str = ""
+
+
+INTERVAL_ROW_HEIGHT = 28  # SVG user units per row of an interval chart
+
+
+def interval_chart(
+    rows: Sequence[Interval],
+    title: str,
+    *,
+    x_label: str = "",
+    guides: Sequence[tuple[float, str]] = (),
+    chart_id: str | None = None,
+    width: int = CHART_WIDTH,
+) -> str:
+    """An SVG chart of means with error bars, one labelled row each (labels stay readable however long):
+    a dot at the mean, a capped bar from low to high, a small hollow dot per value, and dashed vertical
+    ``guides`` (value, label) such as the real-data floor. Non-finite numbers are left out."""
+    esc = html.escape
+    numbers = [v for row in rows for v in (row.mean, row.low, row.high, *row.values) if math.isfinite(v)]
+    numbers += [value for value, _ in guides if math.isfinite(value)]
+    x_low, x_high, ticks = nice_ticks(min(numbers, default=0.0), max(numbers, default=1.0))
+    label_chars = min(40, max((len(row.label) for row in rows), default=0))
+    left, top, right = 24 + round(label_chars * 7.6), 40, width - 24  # monospace labels of 12 px: ~7.2 px a character
+    bottom = top + max(1, len(rows)) * INTERVAL_ROW_HEIGHT
+    height = bottom + (48 if x_label else 30)
+
+    def px(x: float) -> float:
+        return left + (x - x_low) / (x_high - x_low) * (right - left)
+
+    ids = _attributes(id=chart_id, aria_labelledby=f"{chart_id}-title" if chart_id else None)
+    title_ids = _attributes(id=f"{chart_id}-title" if chart_id else None)
+    parts = [f'<svg class="chart interval-chart"{ids} viewBox="0 0 {width} {height}" role="img">',
+             f"<title{title_ids}>{esc(title)}</title>",
+             f'<text class="chart-title" x="16" y="20">{esc(title)}</text>']
+    step = ticks[1] - ticks[0]
+    for tick in ticks:
+        x = px(tick)
+        parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}"/>')
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">'
+                     f"{format_tick(tick, step)}</text>")
+    parts.append(f'<line class="axis" x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}"/>')
+    if x_label:
+        parts.append(f'<text class="axis-label" x="{(left + right) / 2:.1f}" y="{height - 8}" '
+                     f'text-anchor="middle">{esc(x_label)}</text>')
+    for value, label in guides:
+        if math.isfinite(value) and x_low <= value <= x_high:
+            x = px(value)
+            parts.append(f'<line class="guide" x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{bottom}"/>')
+            parts.append(f'<text class="guide-label" x="{x:.1f}" y="{top - 10}" text-anchor="middle">'
+                         f"{esc(label)}</text>")
+    for index, row in enumerate(rows):
+        y = top + (index + 0.5) * INTERVAL_ROW_HEIGHT
+        label = row.label if len(row.label) <= 40 else row.label[:39] + "\u2026"
+        parts.append(f'<g class="interval" data-label="{esc(row.label)}">'
+                     f"<title>{esc(row.tooltip or row.label)}</title>")
+        parts.append(f'<text class="row-label" x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{esc(label)}</text>')
+        if math.isfinite(row.low) and math.isfinite(row.high):
+            x1, x2 = px(row.low), px(row.high)
+            parts.append(f'<line x1="{x1:.1f}" y1="{y:.1f}" x2="{x2:.1f}" y2="{y:.1f}" stroke="{row.colour}" '
+                         'stroke-width="2"/>')
+            for x in (x1, x2):
+                parts.append(f'<line x1="{x:.1f}" y1="{y - 6:.1f}" x2="{x:.1f}" y2="{y + 6:.1f}" '
+                             f'stroke="{row.colour}" stroke-width="2"/>')
+        for value in row.values:
+            if math.isfinite(value):
+                parts.append(f'<circle class="value" cx="{px(value):.1f}" cy="{y:.1f}" r="3" fill="none" '
+                             f'stroke="{row.colour}" stroke-opacity="0.7"/>')
+        if math.isfinite(row.mean):
+            parts.append(f'<circle class="mean" cx="{px(row.mean):.1f}" cy="{y:.1f}" r="5" fill="{row.colour}"/>')
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
 # --------------------------------------------------------------------------- reading runs
 
 
@@ -290,7 +375,7 @@ def run_labels(paths: Sequence[Path]) -> list[str]:
 
 
 def write_report(runs: Sequence[Path | str], out: Path | str | None = None) -> Path:
-    """Write the HTML report of one run, or a comparison of several, and return its path.
+    """Write the HTML report of one run, a comparison of several, or of one experiment folder, and return its path.
 
     ``out`` defaults to ``RUN/report.html`` for one run and to ``comparison.html`` in the first
     run's folder for several; an existing folder as ``out`` receives ``report.html``.
@@ -298,6 +383,10 @@ def write_report(runs: Sequence[Path | str], out: Path | str | None = None) -> P
     paths = [Path(run) for run in runs]
     if not paths:
         raise GanforgeError("report needs at least one run folder")
+    from ganforge import experiment  # here, not at the top: the experiment page is drawn with this module's charts
+
+    if len(paths) == 1 and experiment.is_experiment(paths[0]):
+        return experiment.write_experiment_report(paths[0], out)
     records = [read_run(path, label) for path, label in zip(paths, run_labels(paths))]
     if out is None:
         out = paths[0] / (REPORT_NAME if len(paths) == 1 else COMPARISON_NAME)
@@ -323,7 +412,6 @@ SECTIONS = (
 
 def render_report(records: Sequence[RunRecord]) -> str:
     """The whole page as one string."""
-    esc = html.escape
     compare = len(records) > 1
     bodies = {
         "warnings": _warnings_section(records),
@@ -341,9 +429,15 @@ def render_report(records: Sequence[RunRecord]) -> str:
         "evaluation": _evaluation_section(records),
     }
     title = "ganforge report: " + (" vs ".join(r.label for r in records) if compare else records[0].label)
-    nav = "".join(f'<a href="#{key}">{esc(name)}</a>' for key, name in SECTIONS)
-    sections = "\n".join(f'<section id="{key}"><h2>{esc(name)}</h2>\n{bodies[key]}\n</section>'
-                         for key, name in SECTIONS)
+    return html_page(title, _summary(records), [(key, name, bodies[key]) for key, name in SECTIONS])
+
+
+def html_page(title: str, header: str, sections: Sequence[tuple[str, str, str]]) -> str:
+    """A self-contained page in the report's style: a header (``header`` is HTML) with links to the sections,
+    then one ``<section id=key>`` per (key, heading, HTML body)."""
+    esc = html.escape
+    nav = "".join(f'<a href="#{key}">{esc(name)}</a>' for key, name, _ in sections)
+    parts = "\n".join(f'<section id="{key}"><h2>{esc(name)}</h2>\n{body}\n</section>' for key, name, body in sections)
     generated = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -357,11 +451,11 @@ def render_report(records: Sequence[RunRecord]) -> str:
 <header><div>
 <h1>{esc(title)}</h1>
 <p class="generated">generated {esc(generated)} by ganforge</p>
-{_summary(records)}
+{header}
 <nav>{nav}</nav>
 </div></header>
 <main>
-{sections}
+{parts}
 </main>
 </body>
 </html>
@@ -726,6 +820,7 @@ svg.chart .guide-label, svg.chart .mark-label { paint-order: stroke; stroke: #ff
 svg.chart .guide-label { fill: var(--muted); font-size: 11px; }
 svg.chart line.mark { stroke: #d62728; stroke-dasharray: 3 3; }
 svg.chart .mark-label { fill: #d62728; font-size: 11px; }
+svg.chart .row-label { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
 .timeline { display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: 12px; }
 .frame img { width: 100%; height: auto; display: block; border: 1px solid var(--line); border-radius: 4px;
              image-rendering: pixelated; }
