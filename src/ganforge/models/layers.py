@@ -158,7 +158,6 @@ class Discriminator(nn.Module):
         if num_classes:
             features = math.prod(shapes_through(table[:-1], input_shape)[-1]) if len(table) > 1 else math.prod(input_shape)
             self.projection = nn.Embedding(num_classes, features)
-            nn.init.xavier_uniform_(self.projection.weight)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:  # (B, *sample_shape), (B,) -> (B,)
         x = x.reshape(x.shape[0], *self.input_shape)
@@ -172,11 +171,11 @@ class Discriminator(nn.Module):
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
-    """Radford et al.: conv and linear weights from N(0, 0.02); BatchNorm scale from N(1, 0.02); biases 0."""
+    """Radford et al.: conv, linear (and label embedding) weights from N(0, 0.02); BatchNorm scale from N(1, 0.02); biases 0."""
     for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             nn.init.normal_(layer.weight, 0.0, 0.02)
-            if layer.bias is not None:
+            if getattr(layer, "bias", None) is not None:
                 nn.init.zeros_(layer.bias)
         elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.normal_(layer.weight, 1.0, 0.02)
