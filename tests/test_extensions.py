@@ -56,16 +56,17 @@ def test_wgan_gp_critic_is_updated_five_times_per_generator_update(tmp_path, tin
 
 
 def test_ema_follows_its_update_rule(tiny_toy):
-    config = apply_overrides(RunConfig(), {**tiny_toy, "ema": 0.9, "steps": 3})
+    config = apply_overrides(RunConfig(), {**tiny_toy, "ema": 0.9, "steps": 12})
     device = torch.device("cpu")
     data = load_data(config.data, None, None, 0, device)
     trainer = Trainer(resolve_config(config, data), data, device)
     expected = None
-    for _ in range(3):
+    for updates in range(12):
         trainer.train_step()
         weights = [p.detach().clone() for p in trainer.generator.parameters()]
-        # the first update copies G; each later one is ema <- 0.9 ema + 0.1 theta
-        expected = weights if expected is None else [0.9 * e + 0.1 * w for e, w in zip(expected, weights)]
+        # the first update copies G; the next ones are ema <- d ema + (1 - d) theta, d = min(0.9, (1+t)/(10+t))
+        decay = min(0.9, (1 + updates) / (10 + updates))
+        expected = weights if expected is None else [decay * e + (1 - decay) * w for e, w in zip(expected, weights)]
     for average, value in zip(trainer.generator_ema.module.parameters(), expected):
         assert torch.allclose(average, value, atol=1e-6)
     assert not all(torch.equal(a, p) for a, p in zip(trainer.generator_ema.module.parameters(),

@@ -125,8 +125,8 @@ def save_checkpoint(
     Raises CheckpointError when the files cannot be written (a full disk, a file size
     limit): the half-written folder is removed and the earlier checkpoints stay as they were.
     """
-    folder = run_dir / "checkpoints"
-    final = folder / f"step_{step:07d}"
+    final = checkpoint_path(run_dir, step)
+    folder = final.parent
     temporary = folder / f".{final.name}.tmp-{os.getpid()}"
 
     training: dict[str, Tensor] = {}
@@ -183,6 +183,11 @@ def save_checkpoint(
         for old in list_checkpoints(run_dir)[:-keep]:
             _delete_checkpoint(old)
     return final
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    """The folder of the checkpoint after ``step``: ``RUN/checkpoints/step_NNNNNNN``."""
+    return run_dir / "checkpoints" / f"step_{step:07d}"
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ganforge import api
+from ganforge import api, distributed
 from ganforge.config import D_LOSS_REDUCTIONS, D_NORMS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, PRECISIONS, RunConfig, apply_overrides, flatten_keys, load_yaml
 from ganforge.animate import animate as make_animation
 from ganforge.checkpoint import find_checkpoint, list_checkpoints, read_checkpoint
@@ -96,6 +96,7 @@ def train(
     precision: Annotated[Optional[PrecisionName], typer.Option(help="Arithmetic of the forward passes: fp32, bf16 autocast (CPU and GPU), fp16 autocast with loss scaling (CUDA). \\[default: fp32]", rich_help_panel=SPEED)] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory for convolutions (faster kernels, same results up to rounding). \\[default: on for dcgan]", rich_help_panel=SPEED)] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile both networks: faster steps after a start-up cost (seconds to minutes). \\[default: off]", rich_help_panel=SPEED)] = None,
+    sync_batch_norm: Annotated[Optional[bool], typer.Option("--sync-batch-norm/--no-sync-batch-norm", help="Under torchrun on GPUs: BatchNorm normalizes with the statistics of the global batch (SyncBatchNorm), not each process's own. \\[default: off]", rich_help_panel=SPEED)] = None,
     tensorboard: Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="TensorBoard logs in RUN/tensorboard (tensorboard --logdir RUN). \\[default: on when tensorboard is installed]", rich_help_panel=RUN)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.", rich_help_panel=RUN)] = False,
 ) -> None:
@@ -115,7 +116,8 @@ def train(
         if out is None:
             raise GanforgeError("missing --out: name the run folder to write, e.g. --out runs/digits")
         result = api.train(out=out, show_progress=not quiet, **overrides)
-    console.print(f"run folder: {result.run_dir}  (sample from it: ganforge sample {result.run_dir} -n 64 --out grid.png)")
+    if distributed.is_main():  # under torchrun, rank 0 speaks for all
+        console.print(f"run folder: {result.run_dir}  (sample from it: ganforge sample {result.run_dir} -n 64 --out grid.png)")
     if result.stopped_by:
         raise typer.Exit(130)
 
@@ -176,7 +178,7 @@ def describe(
 
 @app.command(no_args_is_help=True)
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="One run folder, or several to overlay their curves for comparison.")],
+    runs: Annotated[list[Path], typer.Argument(help="One run folder, or several to overlay their curves for comparison, or one experiment folder (ganforge experiment --out).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file to write. [default: RUN/report.html; several runs: FIRST_RUN/comparison.html]")] = None,
 ) -> None:
     """Write a self-contained HTML page: config, loss curves, D outputs, sample timeline, evaluation, interpolation."""
@@ -247,17 +249,42 @@ def animate(
     console.print(f"wrote {make_animation(run, out, fps)}")
 
 
+@app.command(no_args_is_help=True)
+def experiment(
+    spec: Annotated[Path, typer.Argument(help="YAML spec: config keys (flat or in sections), 'vary:' (config key -> list of values), 'seeds:' (a count or a list), optional 'metrics:'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Experiment folder: runs/<variant>/seed-<s>/, results.jsonl, summary.json, table.md.")],
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Runs trained at once, each in its own process; 1 trains them one after another in this process. \\[default: one per CPU core, at most the runs left; one at a time on a GPU]")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch threads per run. \\[default: CPU cores / jobs, at most $OMP_NUM_THREADS]")] = None,
+) -> None:
+    """Train every combination of the spec's varied config keys with each seed, evaluate every run, and write a
+    table of the mean and spread over seeds (ganforge report OUT draws it). Run it again to continue after an
+    interruption: finished runs are kept, interrupted ones resume from their last checkpoint."""
+    result = api.run_experiment(spec, out, jobs=jobs, threads=threads)
+    console.print(result.table.read_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"wrote {result.table}, {result.results} and {result.summary}; "
+                  f"charts with error bars: ganforge report {result.out_dir}", highlight=False, soft_wrap=True)
+    if result.stopped:
+        console.print(f"stopped: continue with: ganforge experiment {spec} --out {out}", highlight=False,
+                      soft_wrap=True)
+        raise typer.Exit(130)
+
+
 def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit status 2."""
-    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
+    """Entry point: user errors become one line on stderr and exit status 2.
+
+    Under torchrun the processes other than rank 0 print errors only, each naming its rank.
+    """
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING if distributed.is_main() else logging.ERROR)
     try:
         app()
     except GanforgeError as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        distributed.record_error(error)  # torchrun's summary of the failed job then shows this message
+        Console(stderr=True).print(f"[bold red]error:[/] {distributed.process_name()}{error}", highlight=False,
+                                   soft_wrap=True)
         sys.exit(2)
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):

@@ -100,6 +100,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA, with loss scaling): autocast for the forward passes
     channels_last: bool | None = None  # channels_last memory for convolutions; None = on for dcgan
     compile: bool = False  # torch.compile both networks: faster steps after a start-up cost of seconds to minutes
+    sync_batch_norm: bool = False  # under torchrun on GPUs: BatchNorm over the global batch (SyncBatchNorm)
     eval_every: int = 0  # steps between evaluations (metrics.jsonl, eval.json, the best checkpoint); 0 = never
     eval_metrics: str | None = None  # comma-separated metric names; None = all that apply to the data
     eval_samples: int | None = None  # generated samples per evaluation; None = the metric's default (see evaluation.py)

@@ -27,3 +27,7 @@ class TrainingDivergedError(GanforgeError):
     """A loss or weight became NaN or infinite; the last good checkpoint is kept."""
 
     step: int | None = None  # the first step at which a non-finite value was seen
+
+
+class DistributedError(GanforgeError):
+    """Processes of a torchrun job that cannot work together: no GPU of their own, different data or steps."""

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
+from ganforge import distributed
 from ganforge.errors import GanforgeError
 
 # d_real = mean D(x), d_fake = mean D(G(z)) in the D step (probabilities for the seed losses, raw scores for
@@ -48,10 +49,15 @@ class Meter:
             self.first_bad_step = torch.where(bad, step, self.first_bad_step)
 
     def read(self) -> tuple[dict[str, float], int | None]:
-        """Means since the last reset (one host sync), and the first non-finite step or None."""
-        means = (self.sums / self.counts.clamp(min=1)).tolist()
-        counted = self.counts.tolist()
-        bad_step = int(self.first_bad_step)
+        """Means since the last reset (one host sync), and the first non-finite step or None.
+
+        Under torchrun: means over all processes' values, and the first non-finite step of any process,
+        so every process reads the same numbers and takes the same decision (a collective: all call it).
+        """
+        sums, counts = distributed.sum_over_ranks(self.sums), distributed.sum_over_ranks(self.counts)
+        means = (sums / counts.clamp(min=1)).tolist()
+        counted = counts.tolist()
+        bad_step = int(distributed.first_step_over_ranks(self.first_bad_step))
         values = {name: mean for name, mean, count in zip(STATISTICS, means, counted) if count}
         return values, (bad_step if bad_step >= 0 else None)
 
@@ -60,11 +66,13 @@ class RunLog:
     """``metrics.jsonl`` plus what the user sees: a progress bar, or plain lines when piped."""
 
     def __init__(self, run_dir: Path, start_step: int, total_steps: int, images_per_step: int, show: bool = True,
-                 tensorboard: bool | None = None) -> None:
+                 tensorboard: bool | None = None, writes: bool = True) -> None:
         self.path = run_dir / "metrics.jsonl"
-        self.images_per_step = images_per_step  # real images consumed per step (batch size x D steps)
-        self.tensorboard = _tensorboard_writer(run_dir, tensorboard)
+        self.images_per_step = images_per_step  # real images consumed per step (batch size x D steps x processes)
+        self.writes = writes  # False on torchrun's ranks other than 0: no files, no terminal output
+        self.tensorboard = _tensorboard_writer(run_dir, tensorboard) if writes else None
         self.console = Console(stderr=True)
+        show = show and writes
         self.interactive = show and self.console.is_terminal
         self.show = show
         self.show_lines = show and not self.interactive
@@ -102,8 +110,9 @@ class RunLog:
         row = {"step": step, **{k: round(v, 6) for k, v in values.items()},
                "seconds_per_step": round(seconds_per_step, 6),
                "images_per_second": round(self.images_per_step / max(seconds_per_step, 1e-9), 2), **extra}
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+        if self.writes:
+            with open(self.path, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
         if self.tensorboard is not None:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):
@@ -123,6 +132,8 @@ class RunLog:
 
     def event(self, step: int, name: str, **details: Any) -> None:
         """Record something that happened (e.g. a rollback) in metrics.jsonl and tell the user."""
+        if not self.writes:
+            return
         with open(self.path, "a") as handle:
             handle.write(json.dumps({"step": step, "event": name, **details}) + "\n")
         self.progress.update(self.task, completed=details.get("to_step", step))
@@ -133,13 +144,15 @@ class RunLog:
 
     def warning(self, text: str) -> None:
         """A warning in the terminal (also shown with --quiet) and in metrics.jsonl for the report."""
+        if not self.writes:
+            return
         with open(self.path, "a") as handle:
             handle.write(json.dumps({"step": self.last_step, "event": "warning", "message": text}) + "\n")
         self.console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
 
     def message(self, text: str, always: bool = False) -> None:
         """A line for the user; ``always`` prints it with --quiet too."""
-        if self.show or always:
+        if self.show or (always and self.writes):
             self.console.print(text, highlight=False, soft_wrap=True)
 
 

@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,12 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
-from ganforge.checkpoint import Checkpoint, list_checkpoints, read_checkpoint, save_checkpoint
+from ganforge import distributed
+from ganforge.checkpoint import Checkpoint, checkpoint_path, list_checkpoints, read_checkpoint, save_checkpoint
 from ganforge.config import RunConfig, apply_overrides, save_yaml, validate, with_training_preset, write_text_atomically
-from ganforge.data import IMAGE_SETS, MixtureData, RealData, load_data
+from ganforge.data import IMAGE_SETS, MixtureData, RealData, TensorData, load_data
 from ganforge.errors import ConfigError, GanforgeError, TrainingDivergedError
 from ganforge.diagnostics import decision_surface, detect_failure_signs, diversity
 from ganforge.images import save_samples_picture
@@ -84,6 +86,23 @@ def uses_channels_last(config: RunConfig) -> bool:
     """channels_last memory (faster oneDNN/cuDNN convolutions) for convolutional models unless turned off."""
     wanted = config.train.channels_last
     return config.model.model == "dcgan" if wanted is None else wanted and config.model.model == "dcgan"
+
+
+def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
+    """The EMA update for torch's AveragedModel, with the warm-up of TensorFlow's ExponentialMovingAverage:
+    after t updates the decay is min(decay, (1 + t) / (10 + t)), so the first weights of G, which make noise,
+    are forgotten within tens of steps instead of lingering (0.999^1500 = 22% of the average at step 1,500).
+    Integer buffers (BatchNorm's batch counter) are copied, not averaged. The decay stays a device tensor."""
+
+    @torch.no_grad()
+    def update(averaged: list[Tensor], current: list[Tensor], updates: Tensor) -> None:
+        if not (torch.is_floating_point(averaged[0]) or torch.is_complex(averaged[0])):
+            torch._foreach_copy_(averaged, current)
+            return
+        step_decay = torch.clamp((1 + updates) / (10 + updates), max=decay).to(averaged[0].dtype)
+        torch._foreach_lerp_(averaged, current, 1 - step_decay)
+
+    return update
 
 
 def balanced_labels(count: int, num_classes: int | None, device: torch.device | str = "cpu") -> Tensor | None:
@@ -165,11 +184,17 @@ class Trainer:
         self.augment = (DiffAugment(train.diffaug_policy, torch.Generator(device).manual_seed(train.seed + AUGMENT_SEED_OFFSET))
                         if train.diffaug else None)
         # G's weights averaged over the steps (EMA), what samples and metrics use when --ema is set.
-        self.generator_ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(train.ema), use_buffers=True)
+        self.generator_ema = (AveragedModel(self.generator, multi_avg_fn=ema_with_warmup(train.ema), use_buffers=True)
                               if train.ema else None)
-        # What runs the forward passes: the networks themselves, or their compiled twins (same parameters).
-        self.run_generator = torch.compile(self.generator) if train.compile else self.generator
-        self.run_discriminator = torch.compile(self.discriminator) if train.compile else self.discriminator
+        # What runs the forward passes: the networks themselves, or their compiled twins (same parameters);
+        # under torchrun, DDP wrappers that average the gradients over the processes (distributed.py).
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        compiled = torch.compile if train.compile else (lambda network: network)
+        self.run_generator = compiled(distributed.replicate(self.generator, device, train.sync_batch_norm))
+        self.run_discriminator = compiled(distributed.replicate(self.discriminator, device, train.sync_batch_norm))
+        # G learns through D outside D's DDP wrapper: D is frozen then, so there is no D gradient to all-reduce,
+        # and the wrapper's bookkeeping and buffer broadcast would be wasted.
+        self.frozen_discriminator = self.run_discriminator if self.world_size == 1 else compiled(self.discriminator)
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=train.precision == "fp16")
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=train.precision == "fp16")
@@ -186,12 +211,15 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
     def sample_noise(self, count: int) -> Tensor:  # -> (count, z_dim), z ~ N(0, I)
-        return torch.randn(count, self.generator.z_dim, generator=self.noise, device=self.device)
+        # Under torchrun every process draws the global batch from the same stream and keeps its own slice.
+        noise = torch.randn(count * self.world_size, self.generator.z_dim, generator=self.noise, device=self.device)
+        return noise[self.rank * count : (self.rank + 1) * count]
 
     def sample_labels(self, count: int) -> Tensor | None:  # -> (count,) classes uniform in 0..K-1, or None
         if self.num_classes is None:
             return None
-        return torch.randint(self.num_classes, (count,), generator=self.noise, device=self.device)
+        labels = torch.randint(self.num_classes, (count * self.world_size,), generator=self.noise, device=self.device)
+        return labels[self.rank * count : (self.rank + 1) * count]
 
     def real_batch(self) -> tuple[Tensor, Tensor | None]:
         """The next real batch (in the networks' memory layout) and, for a conditional model, its labels."""
@@ -209,7 +237,7 @@ class Trainer:
         if self.augment is not None:
             samples = self.augment(samples)
         with self.autocast():
-            return (discriminator or self.run_discriminator)(samples, labels).float()
+            return (self.run_discriminator if discriminator is None else discriminator)(samples, labels).float()
 
     def discriminator_phase(self, step: int) -> None:
         """k updates of D: real batch -> "real", G(fresh noise) -> "fake" by the loss's targets; G is not updated."""
@@ -246,7 +274,7 @@ class Trainer:
                 labels = self.sample_labels(batch_size)
                 with self.autocast():
                     fake = self.run_generator(self.sample_noise(batch_size), labels)
-                loss = self.loss.generator(self.judge(fake, labels))
+                loss = self.loss.generator(self.judge(fake, labels, self.frozen_discriminator))
                 self.opt_g.zero_grad(set_to_none=True)
                 self.scaler_g.scale(loss).backward()
                 self.scaler_g.unscale_(self.opt_g)
@@ -380,7 +408,8 @@ def train(config: RunConfig, out: Path | str, *, show_progress: bool = True) -> 
             f"{run_dir} already holds a run with checkpoints: continue it with --resume {run_dir}, "
             "or choose a new --out folder"
         )
-    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    if distributed.is_main():
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
     return _start(config, run_dir, resume_from=None, show_progress=show_progress)
 
 
@@ -411,7 +440,13 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
 
 def _start(config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None, show_progress: bool) -> TrainResult:
     validate(config)
-    device = resolve_device(config.train.device)
+    # One process, or one of torchrun's: then a process group for the run and this process's device.
+    with distributed.session(resolve_device(config.train.device)) as device:
+        return _start_on(device, config, run_dir, resume_from=resume_from, show_progress=show_progress)
+
+
+def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None,
+              show_progress: bool) -> TrainResult:
     if config.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA GPU (its loss scaling is for GPUs): use --precision bf16 on CPU")
     if config.train.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
@@ -421,7 +456,9 @@ def _start(config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None, 
     if config.model.model == "toy" and config.data.data in IMAGE_SETS:
         raise ConfigError(f"the toy model learns 2-D points, but {config.data.data} holds images: "
                           "use --data ring8 or grid25, or --model mlp or dcgan")
-    data = load_data(config.data, config.model.image_size, config.model.channels, config.train.seed, device)
+    with distributed.local_main_first():  # a download happens once per machine, not once per process
+        data = load_data(config.data, config.model.image_size, config.model.channels, config.train.seed, device)
+    data.shard(distributed.rank(), distributed.world_size())  # before total_steps: an epoch is of global batches
     config = resolve_config(config, data)
     steps = total_steps(config, data)
     trainer = Trainer(config, data, device)
@@ -429,9 +466,13 @@ def _start(config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None, 
         trainer.restore(resume_from)
         if trainer.step >= steps:
             raise ConfigError(f"{run_dir} is already at step {trainer.step}: pass --steps larger than {trainer.step}")
-        forget_rows_after(run_dir / "metrics.jsonl", trainer.step)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_yaml(config, run_dir / "config.yaml")
+    distributed.require_same({"the steps to train": steps, "the step to start from": trainer.step,
+                              "the real samples": len(data) if isinstance(data, TensorData) else 0})
+    if distributed.is_main():  # the run folder is rank 0's to write
+        if resume_from is not None:
+            forget_rows_after(run_dir / "metrics.jsonl", trainer.step)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(config, run_dir / "config.yaml")
     return _run_loop(trainer, run_dir, steps, show_progress)
 
 
@@ -443,18 +484,20 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
     rollbacks = 0
     rows: list[dict[str, Any]] = []  # this session's log rows, for the failure-sign warnings
     warned: set[str] = set()
-    images_per_step = train_config.batch_size * train_config.d_steps
-    evaluation = PeriodicEvaluation(trainer, run_dir) if train_config.eval_every else None
+    images_per_step = train_config.batch_size * train_config.d_steps * distributed.world_size()
+    main = distributed.is_main()  # under torchrun only rank 0 evaluates and writes; the others train alongside
+    evaluation = PeriodicEvaluation(trainer, run_dir) if train_config.eval_every and main else None
     with RunLog(run_dir, trainer.step, steps, images_per_step, show=show_progress,
-                tensorboard=train_config.tensorboard) as log, StopRequest() as stop:
+                tensorboard=train_config.tensorboard, writes=main) as log, StopRequest() as stop:
         stopping = False
         while trainer.step < steps and not stopping:
             trainer.train_step()
             step = trainer.step
             log.advance(step)
-            stopping = stop.requested is not None  # read once, so the step that sees it is handled as the last
+            # Read once (and alike on every process), so the step that sees it is handled as the last.
+            stopping = distributed.any_rank(stop.requested is not None)
             final = step == steps or stopping
-            evaluating = evaluation is not None and (step % train_config.eval_every == 0 or final)
+            evaluating = bool(train_config.eval_every) and (step % train_config.eval_every == 0 or final)
             preview: Tensor | None = None  # G(fixed noise) at this step, made at most once
             try:
                 if step % train_config.log_every == 0 or final or evaluating:
@@ -463,7 +506,7 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                     if bad_step is not None:
                         log.record(step, values, **trainer.learning_rates())
                         raise _diverged(run_dir, bad_step, values)
-                    scores = evaluation.run(step) if evaluating else {}
+                    scores = evaluation.run(step) if evaluation is not None and evaluating else {}
                     preview = trainer.preview()
                     row = log.record(step, values, **trainer.learning_rates(),
                                      diversity=round(diversity(preview), 6), **scores)
@@ -471,7 +514,7 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                     _warn_new_failure_signs(log, rows, trainer.config, warned)
                 if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final or evaluating:
                     _, bad_step = trainer.meter.read()  # a checkpoint (a best one too) is written only when finite
-                    if bad_step is not None or not trainer.weights_are_finite():
+                    if bad_step is not None or not distributed.all_ranks(trainer.weights_are_finite()):
                         raise _diverged(run_dir, bad_step or step, {})
             except TrainingDivergedError as error:
                 if train_config.on_nan != "rollback" or rollbacks >= train_config.max_rollbacks:
@@ -481,20 +524,24 @@ def _run_loop(trainer: Trainer, run_dir: Path, steps: int, show_progress: bool) 
                 rollbacks += 1
                 log.event(step, "rollback", diverged_at=error.step, **trainer.roll_back(run_dir), rollback=rollbacks)
                 continue
-            if (train_config.sample_every and step % train_config.sample_every == 0) or final:
+            if main and ((train_config.sample_every and step % train_config.sample_every == 0) or final):
                 last_samples = trainer.save_preview(run_dir / "samples" / f"step_{step:07d}.png", preview)
                 log.images(step, Image.open(last_samples))
-            new_best = evaluating and evaluation.improved
-            if (train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final or new_best:
+            new_best = evaluation is not None and evaluating and evaluation.improved
+            if main and ((train_config.checkpoint_every and step % train_config.checkpoint_every == 0) or final
+                         or new_best):
                 last_checkpoint = trainer.save(run_dir)
             if new_best:
                 evaluation.keep_best(last_checkpoint)
         log.message(f"samples: {last_samples}")
         log.message(f"checkpoint: {last_checkpoint}")
-        stopped_by = stop.requested if trainer.step < steps else None
+        stopped_by = (stop.requested or "a signal to another process") if trainer.step < steps else None
         if stopped_by:
             log.message(f"stopped by {stopped_by} at step {trainer.step} of {steps}; continue with: "
                         f"ganforge train --resume {run_dir} --steps {steps}", always=True)
+    if not main:  # rank 0 wrote the run folder; its last files are those of the final step
+        last_checkpoint = checkpoint_path(run_dir, trainer.step)
+        last_samples = run_dir / "samples" / f"step_{trainer.step:07d}.png"
     assert last_checkpoint is not None and last_samples is not None
     return TrainResult(run_dir, trainer.step, last_checkpoint, last_samples, row, stopped_by=stopped_by)
 

@@ -10,7 +10,9 @@
 - a folder of images (any depth) or a ``.npy`` / ``.npz`` array file.
 
 Image data is held as one tensor in memory and batched by indexing with a
-random permutation per epoch: no per-sample Python loop.
+random permutation per epoch: no per-sample Python loop. Under torchrun every
+process keeps the same stream and takes its own slice of each global batch
+(``RealData.shard``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,20 @@ class RealData:
     sample_shape: tuple[int, ...]
     labels: Tensor | None = None
     description: str
+    rank: int = 0  # this process's place among world_size processes (torchrun); see shard()
+    world_size: int = 1
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Make this stream one process's share of a run on ``world_size`` processes.
+
+        Every process keeps the same stream (seed, permutation, position); each global batch holds
+        batch_size x world_size samples and process ``rank`` takes slice ``rank`` of it. The shards are
+        disjoint, every process takes the same number of batches, and the position counts global samples,
+        so a checkpoint saved under N processes resumes under M.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not among {world_size} processes")
+        self.rank, self.world_size = rank, world_size
 
     def next_batch(self, batch_size: int) -> Tensor:
         raise NotImplementedError
@@ -98,7 +114,7 @@ class TensorData(RealData):
         return len(self.samples)
 
     def batches_per_epoch(self, batch_size: int) -> int:
-        return len(self.samples) // batch_size
+        return len(self.samples) // (batch_size * self.world_size)
 
     def next_batch(self, batch_size: int) -> Tensor:  # -> (B, *sample_shape) float in [-1, 1]
         return self._samples_at(self._next_index(batch_size))
@@ -112,18 +128,27 @@ class TensorData(RealData):
         return self._samples_at(index), self.labels.to(self.device)[index]
 
     def _next_index(self, batch_size: int) -> Tensor:
-        """Indices of the next full batch in this epoch's permutation (a new epoch when too few remain)."""
-        if batch_size > len(self.samples):
+        """Indices of the next full batch in this epoch's permutation (a new epoch when too few remain);
+        of several processes, this one's slice of the next full global batch of batch_size x world_size."""
+        global_size = batch_size * self.world_size
+        if global_size > len(self.samples):
+            if self.world_size == 1:
+                raise DataError(
+                    f"batch size {batch_size} is larger than the {len(self.samples)} samples of {self.description}: "
+                    f"use --batch-size {len(self.samples)} or less"
+                )
             raise DataError(
-                f"batch size {batch_size} is larger than the {len(self.samples)} samples of {self.description}: "
-                f"use --batch-size {len(self.samples)} or less"
+                f"batch size {batch_size} x {self.world_size} processes = {global_size} is larger than the "
+                f"{len(self.samples)} samples of {self.description}: use --batch-size "
+                f"{len(self.samples) // self.world_size} or less, or fewer processes"
             )
-        if self.position + batch_size > len(self.samples):  # drop the short last batch, start a new epoch
+        if self.position + global_size > len(self.samples):  # drop the short last batch, start a new epoch
             self.order = torch.randperm(len(self.samples), generator=self.generator)
             self.position = 0
             self.epoch += 1
-        index = self.order[self.position : self.position + batch_size].to(self.device, non_blocking=True)
-        self.position += batch_size
+        start = self.position + self.rank * batch_size
+        index = self.order[start : start + batch_size].to(self.device, non_blocking=True)
+        self.position += global_size
         return index
 
     def _samples_at(self, index: Tensor) -> Tensor:
@@ -161,7 +186,9 @@ class MixtureData(RealData):
         self.generator = torch.Generator().manual_seed(seed + DATA_SEED_OFFSET)
 
     def next_batch(self, batch_size: int) -> Tensor:  # -> (B, 2)
-        return sample_mixture(self.modes, self.std, batch_size, self.generator).to(self.device, non_blocking=True)
+        # One global batch from the stream every process shares; this process keeps its own slice.
+        points = sample_mixture(self.modes, self.std, batch_size * self.world_size, self.generator)
+        return points[self.rank * batch_size : (self.rank + 1) * batch_size].to(self.device, non_blocking=True)
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"rng": self.generator.get_state()}
