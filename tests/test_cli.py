@@ -28,10 +28,11 @@ from ganforge.cli import app
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, TrainingDivergedError
 
 GANFORGE = Path(sys.executable).with_name("ganforge")  # the console script installed beside this Python
-SUBCOMMANDS = ("train", "sample", "interpolate", "describe")
+SUBCOMMANDS = ("train", "sample", "interpolate", "describe", "report", "eval", "compare", "animate", "experiment")
 TRAIN_FLAGS = ("--model", "--data", "--image-size", "--channels", "--z-dim", "--batch-size", "--steps", "--epochs",
                "--d-steps", "--g-steps", "--order", "--loss", "--lr-d", "--lr-g", "--seed", "--device", "--out",
-               "--resume", "--config")
+               "--resume", "--config", "--conditional", "--spectral-norm", "--d-norm", "--ema", "--diffaug",
+               "--sync-batch-norm")
 CHECKPOINT_FILES = ("generator.safetensors", "discriminator.safetensors", "training.safetensors", "state.json")
 
 

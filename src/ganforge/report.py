@@ -144,11 +144,7 @@ def line_chart(
         return bottom - (y - y_low) / (y_high - y_low) * (bottom - top)
 
     esc = html.escape
-    ids = _attributes(id=chart_id, aria_labelledby=f"{chart_id}-title" if chart_id else None)
-    title_ids = _attributes(id=f"{chart_id}-title" if chart_id else None)
-    parts = [f'<svg class="chart"{ids} viewBox="0 0 {width} {height}" role="img">',
-             f"<title{title_ids}>{esc(title)}</title>",
-             f'<text class="chart-title" x="{left}" y="20">{esc(title)}</text>']
+    parts = _svg_opening("chart", chart_id, title, width, height, title_x=left)
     x_step = x_ticks[1] - x_ticks[0]
     y_step = y_ticks[1] - y_ticks[0]
     for tick in y_ticks:
@@ -200,6 +196,16 @@ def line_chart(
                      f'<text class="legend" x="{legend_x + 30}" y="{y + 4}">{esc(label)}</text></g>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _svg_opening(css_class: str, chart_id: str | None, title: str, width: float, height: float,
+                 title_x: float) -> list[str]:
+    """The first elements of a chart: the svg tag (labelled by its title for screen readers) and the title."""
+    ids = _attributes(id=chart_id, aria_labelledby=f"{chart_id}-title" if chart_id else None)
+    title_ids = _attributes(id=f"{chart_id}-title" if chart_id else None)
+    return [f'<svg class="{css_class}"{ids} viewBox="0 0 {width} {height}" role="img">',
+            f"<title{title_ids}>{html.escape(title)}</title>",
+            f'<text class="chart-title" x="{title_x}" y="20">{html.escape(title)}</text>']
 
 
 def _attributes(**values: str | None) -> str:
@@ -262,11 +268,7 @@ def interval_chart(
     def px(x: float) -> float:
         return left + (x - x_low) / (x_high - x_low) * (right - left)
 
-    ids = _attributes(id=chart_id, aria_labelledby=f"{chart_id}-title" if chart_id else None)
-    title_ids = _attributes(id=f"{chart_id}-title" if chart_id else None)
-    parts = [f'<svg class="chart interval-chart"{ids} viewBox="0 0 {width} {height}" role="img">',
-             f"<title{title_ids}>{esc(title)}</title>",
-             f'<text class="chart-title" x="16" y="20">{esc(title)}</text>']
+    parts = _svg_opening("chart interval-chart", chart_id, title, width, height, title_x=16)
     step = ticks[1] - ticks[0]
     for tick in ticks:
         x = px(tick)
