@@ -58,9 +58,10 @@ class TrainedGenerator:
         ``labels`` (N,), or every class in turn when they are not given."""
         if self.num_classes is not None and labels is None:
             labels = balanced_labels(len(latents), self.num_classes)
-        label_chunks = labels.split(SAMPLE_BATCH) if labels is not None else [None] * len(latents.split(SAMPLE_BATCH))
+        latent_chunks = latents.split(SAMPLE_BATCH)
+        label_chunks = labels.split(SAMPLE_BATCH) if labels is not None else [None] * len(latent_chunks)
         pieces = [self.generator(chunk.to(self.device), None if classes is None else classes.to(self.device)).float().cpu()
-                  for chunk, classes in zip(latents.split(SAMPLE_BATCH), label_chunks)]
+                  for chunk, classes in zip(latent_chunks, label_chunks)]
         return torch.cat(pieces)
 
     def latents(self, count: int, seed: int = 0) -> Tensor:

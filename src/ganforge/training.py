@@ -37,7 +37,7 @@ from ganforge.diagnostics import decision_surface, detect_failure_signs, diversi
 from ganforge.images import save_samples_picture
 from ganforge.augment import DiffAugment
 from ganforge.losses import LOSSES, gradient_penalty
-from ganforge.models import Discriminator, Generator, build_models, default_d_norm, resolve_model
+from ganforge.models import Generator, build_models, default_d_norm, resolve_model
 from ganforge.monitor import Meter, RunLog
 
 PREVIEW_SAMPLES = 64  # fixed-noise samples in each preview grid (2-D data: points in each scatter plot)
@@ -213,13 +213,13 @@ class Trainer:
     def sample_noise(self, count: int) -> Tensor:  # -> (count, z_dim), z ~ N(0, I)
         # Under torchrun every process draws the global batch from the same stream and keeps its own slice.
         noise = torch.randn(count * self.world_size, self.generator.z_dim, generator=self.noise, device=self.device)
-        return noise[self.rank * count : (self.rank + 1) * count]
+        return distributed.own_share(noise, self.rank, count)
 
     def sample_labels(self, count: int) -> Tensor | None:  # -> (count,) classes uniform in 0..K-1, or None
         if self.num_classes is None:
             return None
         labels = torch.randint(self.num_classes, (count * self.world_size,), generator=self.noise, device=self.device)
-        return labels[self.rank * count : (self.rank + 1) * count]
+        return distributed.own_share(labels, self.rank, count)
 
     def real_batch(self) -> tuple[Tensor, Tensor | None]:
         """The next real batch (in the networks' memory layout) and, for a conditional model, its labels."""

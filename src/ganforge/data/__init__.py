@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ganforge.config import DataConfig
+from ganforge.distributed import own_share
 from ganforge.data.digits import STACKED_DIGITS_COUNT, STACKED_DIGITS_SIZE, load_digit_images, load_stacked_digits
 from ganforge.data.files import load_array_file, load_image_folder, load_torchvision_dataset
 from ganforge.data.mixtures import mixture_modes, sample_mixture
@@ -188,7 +189,7 @@ class MixtureData(RealData):
     def next_batch(self, batch_size: int) -> Tensor:  # -> (B, 2)
         # One global batch from the stream every process shares; this process keeps its own slice.
         points = sample_mixture(self.modes, self.std, batch_size * self.world_size, self.generator)
-        return points[self.rank * batch_size : (self.rank + 1) * batch_size].to(self.device, non_blocking=True)
+        return own_share(points, self.rank, batch_size).to(self.device, non_blocking=True)
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"rng": self.generator.get_state()}
