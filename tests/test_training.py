@@ -285,10 +285,12 @@ def test_bf16_autocast_trains_and_resumes_exactly(tmp_path, tiny_dcgan):
 
 def test_channels_last_is_a_memory_layout_not_a_different_model(tiny_dcgan):
     fast, plain = make_trainer(tiny_dcgan), make_trainer({**tiny_dcgan, "channels_last": False})
+    assert fast.generator.layers[1][0].weight.is_contiguous(memory_format=torch.channels_last)
     assert fast.discriminator.layers[1][0].weight.is_contiguous(memory_format=torch.channels_last)
-    assert plain.discriminator.layers[1][0].weight.is_contiguous()
+    assert plain.generator.layers[1][0].weight.is_contiguous()
     z = torch.randn(8, 50)
     images = plain.generator(z)
+    assert fast.generator(z).is_contiguous(memory_format=torch.channels_last) and images.is_contiguous()
     torch.testing.assert_close(fast.generator(z), images, rtol=1e-4, atol=1e-6)
     for trainer in (fast, plain):
         trainer.discriminator(images.detach()).sum().backward()

@@ -14,7 +14,7 @@ from ganforge.data import MIXTURES, mixture_modes
 from ganforge.errors import GanforgeError
 from ganforge.images import save_image_files, save_samples_picture
 from ganforge.models import Generator, build_models
-from ganforge.training import EMA_SECTION, balanced_labels, resolve_device, uses_channels_last
+from ganforge.training import EMA_SECTION, balanced_labels, place_network, resolve_device
 
 SAMPLE_BATCH = 1024  # samples generated per forward pass
 
@@ -39,9 +39,9 @@ class TrainedGenerator:
         if average:
             average.pop("n_averaged", None)
             generator.load_state_dict(average)
-        if uses_channels_last(checkpoint.config):  # the layout it trained in, so outputs match the trainer's exactly
-            generator.to(memory_format=torch.channels_last)
-        return cls(generator, checkpoint.config, checkpoint.step, resolve_device(device))
+        placed = resolve_device(device)
+        place_network(generator, checkpoint.config, placed)  # the layout and kernels it trained with
+        return cls(generator, checkpoint.config, checkpoint.step, placed)
 
     @property
     def is_points(self) -> bool:

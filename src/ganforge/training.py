@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import Tensor
+from torch.nn.utils import parametrize
 from torch.optim.swa_utils import AveragedModel
 
 from ganforge import distributed
@@ -38,6 +39,7 @@ from ganforge.images import save_samples_picture
 from ganforge.augment import DiffAugment
 from ganforge.losses import LOSSES, gradient_penalty
 from ganforge.models import Generator, build_models, default_d_norm, resolve_model
+from ganforge.models.lowering import tune_for_cpu
 from ganforge.monitor import Meter, RunLog
 
 PREVIEW_SAMPLES = 64  # fixed-noise samples in each preview grid (2-D data: points in each scatter plot)
@@ -86,6 +88,27 @@ def uses_channels_last(config: RunConfig) -> bool:
     """channels_last memory (faster oneDNN/cuDNN convolutions) for convolutional models unless turned off."""
     wanted = config.train.channels_last
     return config.model.model == "dcgan" if wanted is None else wanted and config.model.model == "dcgan"
+
+
+def judges_samples_independently(network: torch.nn.Module) -> bool:
+    """Whether a network's output for each sample depends on that sample alone and one call's forward has no
+    side effects: no batch statistics (BatchNorm) and no spectral norm (a power iteration per call)."""
+    return not any(isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) or parametrize.is_parametrized(layer)
+                   for layer in network.modules())
+
+
+def place_network(network: torch.nn.Module, config: RunConfig, device: torch.device) -> torch.nn.Module:
+    """Put a network on its device with the layout and kernels training uses there: channels_last activations
+    (dcgan), in-place activation functions, and on CPU the kernels of :func:`tune_for_cpu`. The function and
+    the parameters stay the same; training and sampling share this, so samples match the trainer's previews."""
+    activations = torch.channels_last if uses_channels_last(config) else torch.contiguous_format
+    network.to(device=device, memory_format=activations)
+    for layer in network.modules():
+        if isinstance(layer, (torch.nn.ReLU, torch.nn.LeakyReLU)):
+            layer.inplace = True  # each follows a layer whose backward does not need its output: one tensor fewer
+    if device.type == "cpu":
+        tune_for_cpu(network, activations)
+    return network
 
 
 def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor], None]:
@@ -172,7 +195,7 @@ class Trainer:
         self.generator, self.discriminator = build_models(config.model, seed=train.seed)
         self.memory_format = torch.channels_last if uses_channels_last(config) else torch.contiguous_format
         for network in (self.generator, self.discriminator):
-            network.to(device=device, memory_format=self.memory_format)
+            place_network(network, config, device)
         fused = device.type in ("cpu", "cuda")
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2),
                                       fused=fused)
@@ -204,6 +227,7 @@ class Trainer:
         self.preview_noise = torch.randn(count, self.generator.z_dim, generator=preview, device=device)
         self.preview_labels = balanced_labels(count, self.num_classes, device)
         self.meter = Meter(device)
+        self.joint_judging = self.augment is None and judges_samples_independently(self.discriminator)
         self.step = 0
 
     def autocast(self) -> torch.autocast:
@@ -239,6 +263,17 @@ class Trainer:
         with self.autocast():
             return (self.run_discriminator if discriminator is None else discriminator)(samples, labels).float()
 
+    def judge_both(self, real: Tensor, fake: Tensor, real_labels: Tensor | None,
+                   fake_labels: Tensor | None) -> tuple[Tensor, Tensor]:
+        """D's scores of the real and the fake batch: in one forward pass of both batches together where that
+        computes exactly the same function (D judges each sample on its own and no augmentation draws per
+        call), else in two passes, so BatchNorm's batch statistics stay those of SPEC.md."""
+        if not self.joint_judging:
+            return self.judge(real, real_labels), self.judge(fake, fake_labels)
+        labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
+        scores = self.judge(torch.cat([real, fake]), labels)
+        return scores[:real.shape[0]], scores[real.shape[0]:]
+
     def discriminator_phase(self, step: int) -> None:
         """k updates of D: real batch -> "real", G(fresh noise) -> "fake" by the loss's targets; G is not updated."""
         batch_size = self.config.train.batch_size
@@ -247,8 +282,7 @@ class Trainer:
             fake_labels = self.sample_labels(batch_size)
             with torch.no_grad(), self.autocast():
                 fake = self.run_generator(self.sample_noise(batch_size), fake_labels)
-            real_scores = self.judge(real, real_labels)
-            fake_scores = self.judge(fake, fake_labels)
+            real_scores, fake_scores = self.judge_both(real, fake, real_labels, fake_labels)
             loss = self.loss.discriminator(real_scores, fake_scores, self.d_loss_reduction)
             statistics = {}
             if self.loss.gradient_penalty:

@@ -1,0 +1,144 @@
+"""The CPU kernel choices: same function, same parameters, same gradients as the stock layers."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from ganforge.config import ModelConfig, RunConfig, apply_overrides
+from ganforge.data import load_data
+from ganforge.models import build_models
+from ganforge.models.lowering import GemmConvTranspose2d, gemm_pays_off, tune_for_cpu
+from ganforge.training import Trainer, judges_samples_independently, place_network, resolve_config
+
+LAYOUTS = [torch.contiguous_format, torch.channels_last]
+
+
+def as_gemm(layer: nn.ConvTranspose2d, layout: torch.memory_format) -> GemmConvTranspose2d:
+    """A copy of ``layer`` switched to the GEMM form (regardless of size), in ``layout``."""
+    twin = copy.deepcopy(layer).to(memory_format=torch.channels_last)
+    twin.__class__ = GemmConvTranspose2d
+    twin.output_memory_format = layout
+    return twin
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kernel, stride, padding, side", [(4, 2, 1, 4), (3, 2, 1, 4), (4, 1, 0, 1), (5, 3, 2, 3)])
+def test_gemm_transposed_convolution_matches_the_stock_layer(layout, kernel, stride, padding, side):
+    torch.manual_seed(0)
+    stock = nn.ConvTranspose2d(6, 5, kernel, stride, padding).to(memory_format=layout)
+    gemm = as_gemm(stock, layout)
+    x = torch.randn(3, 6, side, side).to(memory_format=layout)
+    x_stock, x_gemm = x.clone().requires_grad_(), x.clone().requires_grad_()
+    expected, got = stock(x_stock), gemm(x_gemm)
+    assert got.shape == expected.shape and got.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    upstream = torch.randn_like(expected)
+    expected.backward(upstream)
+    got.backward(upstream)
+    torch.testing.assert_close(x_gemm.grad, x_stock.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gemm.weight.grad, stock.weight.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gemm.bias.grad, stock.bias.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_gemm_transposed_convolution_passes_gradcheck_in_float64():
+    torch.manual_seed(0)
+    gemm = as_gemm(nn.ConvTranspose2d(3, 2, 4, 2, 1).double(), torch.channels_last)
+    x = torch.randn(2, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert "PatchesConvTranspose" in type(gemm(x).grad_fn).__name__  # its own backward, against finite differences
+    assert torch.autograd.gradcheck(lambda x, w, b: _gemm_with(gemm, x, w, b), (x, gemm.weight, gemm.bias))
+
+
+def _gemm_with(layer: GemmConvTranspose2d, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return torch.func.functional_call(layer, {"weight": weight, "bias": bias}, (x,))
+
+
+def test_larger_maps_and_autocast_keep_the_stock_kernel():
+    torch.manual_seed(0)
+    stock = nn.ConvTranspose2d(4, 3, 4, 2, 1)
+    gemm = as_gemm(stock, torch.contiguous_format)
+    big = torch.randn(2, 4, 8, 8)  # 64 pixels: the stock kernel is faster there
+    torch.testing.assert_close(gemm(big), stock(big), rtol=0, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        small = torch.randn(2, 4, 4, 4)
+        assert gemm(small).dtype == torch.bfloat16
+
+
+def test_only_the_large_transposed_convolutions_of_dcgan_64_take_the_gemm_form():
+    config = ModelConfig(model="dcgan", image_size=64, channels=3)
+    generator, discriminator = build_models(config, seed=0)
+    reference, _ = build_models(config, seed=0)
+    keys = generator.state_dict().keys()
+    tune_for_cpu(generator, torch.channels_last)
+    tune_for_cpu(discriminator, torch.channels_last)
+    lowered = [name for name, layer in generator.named_modules() if isinstance(layer, GemmConvTranspose2d)]
+    assert lowered == ["layers.1.0"]  # 1024 -> 512 channels on 4x4 maps, a 32 MiB weight
+    assert not any(isinstance(layer, GemmConvTranspose2d) for layer in discriminator.modules())
+    assert generator.state_dict().keys() == keys
+    assert gemm_pays_off(reference.layers[1][0]) and not gemm_pays_off(reference.layers[2][0])
+    z = torch.randn(2, 100)
+    generator.eval(), reference.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(generator(z), reference(z), rtol=1e-4, atol=1e-5)
+
+
+def test_placed_networks_compute_the_built_function_with_in_place_activations(tiny_dcgan):
+    config = apply_overrides(RunConfig(), tiny_dcgan)
+    data = load_data(config.data, 28, 1, 0, torch.device("cpu"))
+    config = resolve_config(config, data)
+    placed, _ = build_models(config.model, seed=0)
+    built, _ = build_models(config.model, seed=0)
+    place_network(placed, config, torch.device("cpu"))
+    assert all(layer.inplace for layer in placed.modules() if isinstance(layer, (nn.ReLU, nn.LeakyReLU)))
+    z = torch.randn(8, placed.z_dim)
+    expected = built(z)
+    got = placed(z)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+    got.square().sum().backward()
+    expected.square().sum().backward()
+    for (name, a), b in zip(placed.named_parameters(), built.parameters()):
+        if name.endswith("weight"):  # a conv bias before BatchNorm has a true gradient of 0: only rounding noise
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-5)
+
+
+def make_trainer(keys: dict) -> Trainer:
+    config = apply_overrides(RunConfig(), keys)
+    data = load_data(config.data, config.model.image_size, config.model.channels, config.train.seed, torch.device("cpu"))
+    return Trainer(resolve_config(config, data), data, torch.device("cpu"))
+
+
+MLP = {"model": "mlp", "data": "digits", "width": 16, "batch_size": 8, "log_every": 2, "sample_every": 0,
+       "checkpoint_every": 0, "tensorboard": False}
+
+
+@pytest.mark.parametrize("keys, joint", [
+    (MLP, True),  # no BatchNorm in the MLP discriminator
+    ({**MLP, "loss": "wgan-gp"}, True),  # layer norm: per sample
+    ({**MLP, "spectral_norm": True}, False),  # one power iteration per forward call
+    ({"model": "dcgan", "data": "digits", "width": 4, "batch_size": 8}, False),  # BatchNorm: batch statistics
+    ({"model": "dcgan", "data": "digits", "width": 4, "batch_size": 8, "d_norm": "none", "diffaug": True}, False),
+])
+def test_real_and_fake_share_a_pass_only_where_that_is_the_same_function(keys, joint):
+    trainer = make_trainer(keys)
+    assert trainer.joint_judging is joint
+    assert judges_samples_independently(trainer.discriminator) is (joint or "diffaug" in keys)
+
+
+def test_a_shared_pass_gives_the_scores_and_gradients_of_two_passes():
+    trainer = make_trainer(MLP)
+    real, _ = trainer.real_batch()
+    fake = trainer.generator(trainer.sample_noise(8)).detach()
+    joint = trainer.judge_both(real, fake, None, None)
+    torch.autograd.backward(joint, [torch.ones(8), -torch.ones(8)])
+    joint_grads = [p.grad.clone() for p in trainer.discriminator.parameters()]
+    trainer.discriminator.zero_grad(set_to_none=True)
+    trainer.joint_judging = False
+    apart = trainer.judge_both(real, fake, None, None)
+    torch.autograd.backward(apart, [torch.ones(8), -torch.ones(8)])
+    for a, b in zip(joint, apart):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, p in zip(joint_grads, trainer.discriminator.parameters()):
+        torch.testing.assert_close(a, p.grad, rtol=1e-5, atol=1e-6)
