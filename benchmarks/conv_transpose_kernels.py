@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from ganforge.models.lowering import GemmConvTranspose2d, gemm_pays_off
+from ganforge.models.lowering import gemm_pays_off, use_gemm_form
 
 LAYERS = [(1024, 512, 4), (512, 256, 8), (256, 128, 16), (128, 3, 32)]  # C_in, C_out, input side
 
@@ -34,8 +34,7 @@ def main() -> None:
     for c_in, c_out, side in LAYERS:
         stock = torch.nn.ConvTranspose2d(c_in, c_out, 4, 2, 1).to(memory_format=torch.channels_last)
         gemm = copy.deepcopy(stock)
-        gemm.__class__ = GemmConvTranspose2d
-        gemm.output_memory_format = torch.channels_last
+        use_gemm_form(gemm, torch.channels_last)
         x = torch.randn(64, c_in, side, side).to(memory_format=torch.channels_last).requires_grad_()
         upstream = torch.randn(64, c_out, 2 * side, 2 * side).to(memory_format=torch.channels_last)
         row = []

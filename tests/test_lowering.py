@@ -11,7 +11,7 @@ from torch import nn
 from ganforge.config import ModelConfig, RunConfig, apply_overrides
 from ganforge.data import load_data
 from ganforge.models import build_models
-from ganforge.models.lowering import GemmConvTranspose2d, gemm_pays_off, tune_for_cpu
+from ganforge.models.lowering import GemmConvTranspose2d, gemm_pays_off, tune_for_cpu, use_gemm_form
 from ganforge.training import Trainer, judges_samples_independently, place_network, resolve_config
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
@@ -19,9 +19,8 @@ LAYOUTS = [torch.contiguous_format, torch.channels_last]
 
 def as_gemm(layer: nn.ConvTranspose2d, layout: torch.memory_format) -> GemmConvTranspose2d:
     """A copy of ``layer`` switched to the GEMM form (regardless of size), in ``layout``."""
-    twin = copy.deepcopy(layer).to(memory_format=torch.channels_last)
-    twin.__class__ = GemmConvTranspose2d
-    twin.output_memory_format = layout
+    twin = copy.deepcopy(layer)
+    use_gemm_form(twin, layout)
     return twin
 
 

@@ -116,12 +116,18 @@ def gemm_pays_off(layer: nn.Module) -> bool:
             and layer.output_padding == (0, 0) and layer.weight.numel() >= GEMM_MIN_WEIGHT_ELEMENTS)
 
 
+def use_gemm_form(layer: nn.ConvTranspose2d, activations: torch.memory_format) -> None:
+    """Switch one transposed convolution to the GEMM form in place, its output kept in ``activations`` layout.
+    Only its class changes (as ``torch.nn.utils.parametrize`` does): identity, parameters, buffers and hooks
+    stay, so optimizers, checkpoints and EMA copies are unaffected."""
+    layer.__class__ = GemmConvTranspose2d
+    layer.output_memory_format = activations
+    layer.to(memory_format=torch.channels_last)  # the GEMM reads a channels_last weight as a matrix
+
+
 def tune_for_cpu(network: nn.Module, activations: torch.memory_format) -> None:
-    """Switch, in place, ``network``'s large transposed convolutions to the GEMM form, whose output keeps the
-    ``activations`` layout. Only their class changes (as ``torch.nn.utils.parametrize`` does): identity,
-    parameters, buffers and hooks stay, so optimizers, checkpoints and EMA copies are unaffected."""
+    """Switch, in place, ``network``'s large transposed convolutions (those :func:`gemm_pays_off` picks) to the
+    GEMM form."""
     for layer in network.modules():
         if gemm_pays_off(layer):
-            layer.__class__ = GemmConvTranspose2d
-            layer.output_memory_format = activations
-            layer.to(memory_format=torch.channels_last)  # the GEMM reads a channels_last weight as a matrix
+            use_gemm_form(layer, activations)
