@@ -84,10 +84,11 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def uses_channels_last(config: RunConfig) -> bool:
-    """channels_last memory (faster oneDNN/cuDNN convolutions) for convolutional models unless turned off."""
+def activation_layout(config: RunConfig) -> torch.memory_format:
+    """channels_last (faster oneDNN/cuDNN convolutions) for convolutional models unless turned off."""
     wanted = config.train.channels_last
-    return config.model.model == "dcgan" if wanted is None else wanted and config.model.model == "dcgan"
+    dcgan = config.model.model == "dcgan"
+    return torch.channels_last if (dcgan if wanted is None else wanted and dcgan) else torch.contiguous_format
 
 
 def judges_samples_independently(network: torch.nn.Module) -> bool:
@@ -101,7 +102,7 @@ def place_network(network: torch.nn.Module, config: RunConfig, device: torch.dev
     """Put a network on its device with the layout and kernels training uses there: channels_last activations
     (dcgan), in-place activation functions, and on CPU the kernels of :func:`tune_for_cpu`. The function and
     the parameters stay the same; training and sampling share this, so samples match the trainer's previews."""
-    activations = torch.channels_last if uses_channels_last(config) else torch.contiguous_format
+    activations = activation_layout(config)
     network.to(device=device, memory_format=activations)
     for layer in network.modules():
         if isinstance(layer, (torch.nn.ReLU, torch.nn.LeakyReLU)):
@@ -193,7 +194,7 @@ class Trainer:
         self.device = device
         train = config.train
         self.generator, self.discriminator = build_models(config.model, seed=train.seed)
-        self.memory_format = torch.channels_last if uses_channels_last(config) else torch.contiguous_format
+        self.memory_format = activation_layout(config)
         for network in (self.generator, self.discriminator):
             place_network(network, config, device)
         fused = device.type in ("cpu", "cuda")
