@@ -169,9 +169,10 @@ def test_meter_reports_means_and_the_first_non_finite_step():
     values, bad_step = meter.read()
     assert values["d_loss"] == float("inf") and bad_step == 2
     meter.reset()
-    meter.add(4, d_loss=torch.tensor(1.0))
-    meter.add(5, d_loss=torch.tensor(2.0))
-    assert meter.read() == ({"d_loss": 1.5}, None)
+    meter.add(4, d_loss=torch.tensor(1.0), d_real=torch.tensor(0.25))
+    meter.add(4, g_loss=torch.tensor([5.0]))
+    meter.add(5, d_loss=torch.tensor(2.0), d_real=torch.tensor(0.75))
+    assert meter.read() == ({"d_loss": 1.5, "g_loss": 5.0, "d_real": 0.5}, None)
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_toy, monkeypatch):
