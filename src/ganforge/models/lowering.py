@@ -41,7 +41,7 @@ class _PatchesConvTranspose(torch.autograd.Function):
         for i in range(kh):
             for j in range(kw):
                 full[:, _taps(i, height, stride[0]), _taps(j, width, stride[1])] += patches[:, :, :, i, j]
-        out = _crop(full, input.shape, weight.shape, stride, padding)
+        out = _crop(full, padding)
         if bias is not None:
             out = out + bias
         ctx.save_for_backward(input, weight)
@@ -56,7 +56,7 @@ class _PatchesConvTranspose(torch.autograd.Function):
         stride, padding = ctx.stride, ctx.padding
         grad = grad_output.permute(0, 2, 3, 1)  # (B, H_out, W_out, C_out)
         full = grad.new_zeros(batch, *_full_size(height, width, kh, kw, stride), out_channels)
-        _crop(full, input.shape, weight.shape, stride, padding).copy_(grad)
+        _crop(full, padding).copy_(grad)
         grad_patches = torch.stack([full[:, _taps(i, height, stride[0]), _taps(j, width, stride[1])]
                                     for i in range(kh) for j in range(kw)], dim=3)
         grad_patches = grad_patches.view(batch * height * width, kh * kw * out_channels)
@@ -87,12 +87,9 @@ def _taps(offset: int, size: int, stride: int) -> slice:
     return slice(offset, offset + (size - 1) * stride + 1, stride)
 
 
-def _crop(full: Tensor, input_shape: torch.Size, weight_shape: torch.Size, stride: tuple[int, int],
-          padding: tuple[int, int]) -> Tensor:
+def _crop(full: Tensor, padding: tuple[int, int]) -> Tensor:
     """The transposed convolution's output inside the uncropped (B, H, W, C) map: ``padding`` off each side."""
-    height = (input_shape[2] - 1) * stride[0] - 2 * padding[0] + weight_shape[2]
-    width = (input_shape[3] - 1) * stride[1] - 2 * padding[1] + weight_shape[3]
-    return full[:, padding[0]:padding[0] + height, padding[1]:padding[1] + width]
+    return full[:, padding[0]:full.shape[1] - padding[0], padding[1]:full.shape[2] - padding[1]]
 
 
 class GemmConvTranspose2d(nn.ConvTranspose2d):
