@@ -5,7 +5,8 @@
 
 Images per second count the real images consumed per D+G iteration, after
 warm-up; each case alternates windows of the baseline and of ganforge and
-reports the median of each, so drift of this shared machine hits both. FLOPs
+reports the median of each; the ratio is the median over the back-to-back pairs of windows (with its
+range), so slow drift of this shared machine cancels out of it. FLOPs
 per iteration come from torch's flop counter (convolutions and matrix
 products, forward and backward); the fraction of peak divides the achieved
 FLOP/s by this machine's matmul peak, measured at start in the same precision.
@@ -108,12 +109,13 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
         baseline_rates.append(window_steps * case.batch_size / time_window(baseline.step, window_steps))
         ganforge_rates.append(window_steps * case.batch_size / ganforge_window(window_steps))
     baseline_rate, ganforge_rate = statistics.median(baseline_rates), statistics.median(ganforge_rates)
+    paired = [ours / theirs for theirs, ours in zip(baseline_rates, ganforge_rates)]
     return {
         "case": case.name, "batch": case.batch_size, "precision": precision,
         "gflop_per_iteration": flops / 1e9,
         "baseline_images_per_second": baseline_rate,
         "ganforge_images_per_second": ganforge_rate,
-        "speedup": ganforge_rate / baseline_rate,
+        "speedup": statistics.median(paired), "speedup_range": (min(paired), max(paired)),
         "baseline_gflops": flops / 1e9 * baseline_rate / case.batch_size,
         "ganforge_gflops": flops / 1e9 * ganforge_rate / case.batch_size,
     }
@@ -140,8 +142,8 @@ def main() -> None:
         args.precisions = [p for p in args.precisions if p != "bf16"]
     print("# each fraction of peak uses the best matmul peak measured so far (at start and after each case)")
     print("| model | batch | precision | GFLOP/iter | textbook img/s | ganforge img/s | ganforge / textbook "
-          "| textbook % of fp32 peak | ganforge % of peak |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| paired range | textbook % of fp32 peak | ganforge % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name in args.cases:
         case = CASES[name]
@@ -156,7 +158,8 @@ def main() -> None:
             rows.append(row)
             print(f"| {row['case']} | {row['batch']} | {precision} | {row['gflop_per_iteration']:.2f} "
                   f"| {row['baseline_images_per_second']:.0f} | {row['ganforge_images_per_second']:.0f} "
-                  f"| {row['speedup']:.2f}x | {100 * row['baseline_peak_fraction']:.0f}% "
+                  f"| {row['speedup']:.2f}x | {row['speedup_range'][0]:.2f}-{row['speedup_range'][1]:.2f} "
+                  f"| {100 * row['baseline_peak_fraction']:.0f}% "
                   f"| {100 * row['ganforge_peak_fraction']:.0f}% ({precision}) |", flush=True)
     print(f"# final fp32 matmul peak: {peaks['fp32'] / 1e9:.0f} GFLOP/s")
     if args.json:
