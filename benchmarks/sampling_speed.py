@@ -10,7 +10,6 @@ its total is close to that plus the (batched) generation time.
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +37,6 @@ def main() -> None:
         start = time.perf_counter()
         write_samples(generator.sample(args.n), Path(scratch) / "samples")
         total = time.perf_counter() - start
-        shutil.rmtree(scratch, ignore_errors=True)
     shape = "x".join(map(str, samples.shape[1:]))
     print(f"{args.n} images {shape}: generation {generation:.2f} s ({args.n / generation:.0f}/s), "
           f"PNG writing alone {disk:.2f} s ({args.n / disk:.0f}/s), sample to folder {total:.2f} s "
