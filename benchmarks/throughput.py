@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                       # all cases, fp32 and bf16
     python benchmarks/throughput.py --cases dcgan28 --precisions fp32 --windows 7
+    python benchmarks/throughput.py --precisions fp32 --compile   # ganforge with torch.compile
 
 Images per second count the real images consumed per D+G iteration, after
 warm-up; each case alternates windows of the baseline and of ganforge and
@@ -10,13 +11,18 @@ range), so slow drift of this shared machine cancels out of it. FLOPs
 per iteration come from torch's flop counter (convolutions and matrix
 products, forward and backward); the fraction of peak divides the achieved
 FLOP/s by this machine's matmul peak, measured at start in the same precision.
+The start-up column is the wall time from building the trainer to the end of
+its first step: with ``--compile`` it is torch.compile's cost, measured with
+an empty inductor cache (a fresh folder per run), as a new user meets it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import tempfile
 import statistics
 import time
 from dataclasses import dataclass
@@ -67,10 +73,19 @@ def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> float
     return 2 * size**3 / best
 
 
-def flops_per_iteration(trainer: Trainer) -> int:
+def flops_per_iteration(config: RunConfig, data) -> int:
+    """The FLOPs of one iteration of the plain networks (a compiled step hides its ops from the counter)."""
+    trainer = Trainer(config, data, torch.device("cpu"))
+    trainer.train_step()
     with FlopCounterMode(display=False) as counter:
         trainer.train_step()
     return counter.get_total_flops()
+
+
+def run_config(case: Case, precision: str, compile: bool) -> RunConfig:
+    return apply_overrides(RunConfig(), {"model": case.model, "data": "digits", "image_size": case.image_size,
+                                         "channels": case.channels, "batch_size": case.batch_size,
+                                         "precision": precision, "seed": 0, "compile": compile})
 
 
 def time_window(step, iterations: int) -> float:
@@ -80,13 +95,15 @@ def time_window(step, iterations: int) -> float:
     return time.perf_counter() - start
 
 
-def measure(case: Case, precision: str, windows: int, window_steps: int, warmup: int) -> dict:
-    config = apply_overrides(RunConfig(), {"model": case.model, "data": "digits", "image_size": case.image_size,
-                                           "channels": case.channels, "batch_size": case.batch_size,
-                                           "precision": precision, "seed": 0})
+def measure(case: Case, precision: str, windows: int, window_steps: int, warmup: int, compile: bool) -> dict:
+    config = run_config(case, precision, compile)
     data = load_data(config.data, case.image_size, case.channels, 0, torch.device("cpu"))
     config = resolve_config(config, data)
+    start = time.perf_counter()
     trainer = Trainer(config, data, torch.device("cpu"))
+    trainer.train_step()
+    trainer.meter.read()
+    startup = time.perf_counter() - start
     generator, discriminator = build_models(config.model, seed=0)
     baseline = TextbookLoop(generator, discriminator, data.samples, case.batch_size, generator.z_dim)
 
@@ -103,7 +120,7 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
     for _ in range(warmup):
         baseline.step()
         trainer.train_step()
-    flops = flops_per_iteration(trainer)
+    flops = flops_per_iteration(resolve_config(run_config(case, precision, compile=False), data), data)
     baseline_rates, ganforge_rates = [], []
     for _ in range(windows):
         baseline_rates.append(window_steps * case.batch_size / time_window(baseline.step, window_steps))
@@ -111,7 +128,8 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
     baseline_rate, ganforge_rate = statistics.median(baseline_rates), statistics.median(ganforge_rates)
     paired = [ours / theirs for theirs, ours in zip(baseline_rates, ganforge_rates)]
     return {
-        "case": case.name, "batch": case.batch_size, "precision": precision,
+        "case": case.name, "batch": case.batch_size, "precision": precision, "compile": compile,
+        "ganforge_startup_seconds": startup,
         "gflop_per_iteration": flops / 1e9,
         "baseline_images_per_second": baseline_rate,
         "ganforge_images_per_second": ganforge_rate,
@@ -127,8 +145,11 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     parser.add_argument("--windows", type=int, default=5, help="alternating timing windows per loop")
     parser.add_argument("--seconds", type=float, default=4.0, help="target length of one window")
+    parser.add_argument("--compile", action="store_true", help="run ganforge with torch.compile (the baseline stays plain)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
+    if args.compile:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="ganforge-inductor-")
 
     native_bf16 = cpu_has_native_bf16()
     peaks = {"fp32": matmul_peak(torch.float32),
@@ -141,22 +162,25 @@ def main() -> None:
               "products run at the rate above")
         args.precisions = [p for p in args.precisions if p != "bf16"]
     print("# each fraction of peak uses the best matmul peak measured so far (at start and after each case)")
-    print("| model | batch | precision | GFLOP/iter | textbook img/s | ganforge img/s | ganforge / textbook "
-          "| paired range | textbook % of fp32 peak | ganforge % of peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | batch | precision | ganforge start-up | GFLOP/iter | textbook img/s | ganforge img/s "
+          "| ganforge / textbook | paired range | textbook % of fp32 peak | ganforge % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name in args.cases:
         case = CASES[name]
         for precision in args.precisions:
-            probe = measure(case, precision, windows=1, window_steps=3, warmup=2)
+            probe = measure(case, precision, windows=1, window_steps=3, warmup=2, compile=args.compile)
             steps = max(3, round(args.seconds * probe["ganforge_images_per_second"] / case.batch_size))
-            row = measure(case, precision, windows=args.windows, window_steps=steps, warmup=3)
+            row = measure(case, precision, windows=args.windows, window_steps=steps, warmup=3, compile=args.compile)
+            row["ganforge_startup_seconds"] = probe["ganforge_startup_seconds"]  # the first build: a cold cache
             # This shared machine's speed drifts: keep the best peak measured so far (at start, after each case).
             peaks[precision] = max(peaks[precision], matmul_peak(torch.float32) if precision == "fp32" else 0.0)
             row["baseline_peak_fraction"] = row["baseline_gflops"] * 1e9 / peaks["fp32"]
             row["ganforge_peak_fraction"] = row["ganforge_gflops"] * 1e9 / peaks[precision]
             rows.append(row)
-            print(f"| {row['case']} | {row['batch']} | {precision} | {row['gflop_per_iteration']:.2f} "
+            mode = f"{precision}, compiled" if args.compile else precision
+            print(f"| {row['case']} | {row['batch']} | {mode} | {row['ganforge_startup_seconds']:.1f} s "
+                  f"| {row['gflop_per_iteration']:.2f} "
                   f"| {row['baseline_images_per_second']:.0f} | {row['ganforge_images_per_second']:.0f} "
                   f"| {row['speedup']:.2f}x | {row['speedup_range'][0]:.2f}-{row['speedup_range'][1]:.2f} "
                   f"| {100 * row['baseline_peak_fraction']:.0f}% "

@@ -99,7 +99,7 @@ class TrainConfig:
     keep_checkpoints: int = 3  # most recent checkpoints kept; 0 = keep all
     precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA, with loss scaling): autocast for the forward passes
     channels_last: bool | None = None  # channels_last memory for convolutions; None = on for dcgan
-    compile: bool = False  # torch.compile both networks: faster steps after a start-up cost of seconds to minutes
+    compile: bool = False  # torch.compile both networks: 20-80 s of start-up; no faster on a 2-core CPU (BENCHMARKS.md)
     sync_batch_norm: bool = False  # under torchrun on GPUs: BatchNorm over the global batch (SyncBatchNorm)
     eval_every: int = 0  # steps between evaluations (metrics.jsonl, eval.json, the best checkpoint); 0 = never
     eval_metrics: str | None = None  # comma-separated metric names; None = all that apply to the data
