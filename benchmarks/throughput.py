@@ -22,10 +22,10 @@ import argparse
 import json
 import os
 import platform
-import tempfile
 import statistics
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -73,19 +73,15 @@ def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> float
     return 2 * size**3 / best
 
 
-def flops_per_iteration(config: RunConfig, data) -> int:
-    """The FLOPs of one iteration of the plain networks (a compiled step hides its ops from the counter)."""
-    trainer = Trainer(config, data, torch.device("cpu"))
-    trainer.train_step()
+def flops_per_iteration(trainer: Trainer) -> int:
+    """The FLOPs of one iteration of the trainer's networks, run plain (a compiled step hides its ops from
+    the counter)."""
+    if trainer.config.train.compile:
+        plain = replace(trainer.config, train=replace(trainer.config.train, compile=False))
+        trainer = Trainer(plain, trainer.data, trainer.device)
     with FlopCounterMode(display=False) as counter:
         trainer.train_step()
     return counter.get_total_flops()
-
-
-def run_config(case: Case, precision: str, compile: bool) -> RunConfig:
-    return apply_overrides(RunConfig(), {"model": case.model, "data": "digits", "image_size": case.image_size,
-                                         "channels": case.channels, "batch_size": case.batch_size,
-                                         "precision": precision, "seed": 0, "compile": compile})
 
 
 def time_window(step, iterations: int) -> float:
@@ -96,7 +92,9 @@ def time_window(step, iterations: int) -> float:
 
 
 def measure(case: Case, precision: str, windows: int, window_steps: int, warmup: int, compile: bool) -> dict:
-    config = run_config(case, precision, compile)
+    config = apply_overrides(RunConfig(), {"model": case.model, "data": "digits", "image_size": case.image_size,
+                                           "channels": case.channels, "batch_size": case.batch_size,
+                                           "precision": precision, "seed": 0, "compile": compile})
     data = load_data(config.data, case.image_size, case.channels, 0, torch.device("cpu"))
     config = resolve_config(config, data)
     start = time.perf_counter()
@@ -120,7 +118,7 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
     for _ in range(warmup):
         baseline.step()
         trainer.train_step()
-    flops = flops_per_iteration(resolve_config(run_config(case, precision, compile=False), data), data)
+    flops = flops_per_iteration(trainer)
     baseline_rates, ganforge_rates = [], []
     for _ in range(windows):
         baseline_rates.append(window_steps * case.batch_size / time_window(baseline.step, window_steps))
