@@ -10,7 +10,8 @@ reports the median of each; the ratio is the median over the back-to-back pairs 
 range), so slow drift of this shared machine cancels out of it. FLOPs
 per iteration come from torch's flop counter (convolutions and matrix
 products, forward and backward); the fraction of peak divides the achieved
-FLOP/s by this machine's matmul peak, measured at start in the same precision.
+FLOP/s by this machine's best matmul peak in the same precision, measured at
+start and again after each case.
 The start-up column is the wall time from building the trainer to the end of
 its first step: with ``--compile`` it is torch.compile's cost, measured with
 an empty inductor cache (a fresh folder per run), as a new user meets it.
