@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ganforge.images import save_image_files
-from ganforge.sampling import TrainedGenerator, write_samples
+from ganforge.runs.pictures import save_image_files
+from ganforge.sampling.generator import TrainedGenerator
+from ganforge.sampling.write import write_samples
 
 
 def main() -> None:

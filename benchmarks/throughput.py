@@ -31,10 +31,13 @@ from dataclasses import dataclass, replace
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganforge.config import RunConfig, apply_overrides
+from ganforge.config.schema import RunConfig, apply_overrides
 from ganforge.data import load_data
 from ganforge.models import build_models
-from ganforge.training import Trainer, cpu_has_native_bf16, resolve_config
+from ganforge.train.step import train_step
+from ganforge.train.trainer import Trainer
+from ganforge.train.placement import cpu_has_native_bf16
+from ganforge.config.resolve import resolve_config
 from textbook import TextbookLoop
 
 
@@ -81,7 +84,7 @@ def flops_per_iteration(trainer: Trainer) -> int:
         plain = replace(trainer.config, train=replace(trainer.config.train, compile=False))
         trainer = Trainer(plain, trainer.data, trainer.device)
     with FlopCounterMode(display=False) as counter:
-        trainer.train_step()
+        train_step(trainer)
     return counter.get_total_flops()
 
 
@@ -100,14 +103,14 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
     config = resolve_config(config, data)
     start = time.perf_counter()
     trainer = Trainer(config, data, torch.device("cpu"))
-    trainer.train_step()
+    train_step(trainer)
     trainer.meter.read()
     startup = time.perf_counter() - start
     generator, discriminator = build_models(config.model, seed=0)
     baseline = TextbookLoop(generator, discriminator, data.samples, case.batch_size, generator.z_dim)
 
     def ganforge_window_step() -> None:
-        trainer.train_step()
+        train_step(trainer)
 
     def ganforge_window(iterations: int) -> float:
         elapsed = time_window(ganforge_window_step, iterations)
@@ -118,7 +121,7 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
 
     for _ in range(warmup):
         baseline.step()
-        trainer.train_step()
+        train_step(trainer)
     flops = flops_per_iteration(trainer)
     baseline_rates, ganforge_rates = [], []
     for _ in range(windows):

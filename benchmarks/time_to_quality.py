@@ -25,12 +25,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ganforge.config import RunConfig, apply_overrides
+from ganforge.config.schema import RunConfig, apply_overrides
 from ganforge.data import TensorData, load_data
-from ganforge.evaluation import Evaluator
+from ganforge.evaluation.evaluator import Evaluator
 from ganforge.models import build_models
-from ganforge.sampling import TrainedGenerator
-from ganforge.training import Trainer, resolve_config
+from ganforge.sampling.generator import TrainedGenerator
+from ganforge.train.step import train_step
+from ganforge.train.trainer import Trainer
+from ganforge.config.resolve import resolve_config
 
 from textbook import TextbookLoop
 
@@ -79,7 +81,7 @@ def ganforge_outcome(config: RunConfig, target: Callable[[dict[str, float]], boo
         trainer.generator.train()
         return target(results), results
 
-    return race(trainer.train_step, check, check_every, max_steps), trainer
+    return race(lambda: train_step(trainer), check, check_every, max_steps), trainer
 
 
 def textbook_outcome(trainer: Trainer, target: Callable[[dict[str, float]], bool], evaluator: Evaluator,

@@ -4,7 +4,7 @@
 
 For each seed: `ganforge.train(model="toy", data=...)` with the model's default
 presets, then 2,500 samples scored by the VEEGAN/PacGAN protocol
-(ganforge.metrics.mixture_mode_stats). Wall time covers the whole training call.
+(ganforge.evaluation.metrics.mixtures.mixture_mode_stats). Wall time covers the whole training call.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import ganforge
 from ganforge.data import mixture_modes
-from ganforge.metrics import mean_and_stderr, mixture_mode_stats
+from ganforge.evaluation.metrics import mean_and_stderr, mixture_mode_stats
 
 SAMPLES = 2500  # points per evaluation, as in the papers
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganforge.metrics.classifier import DigitClassifier, load_or_train_digit_classifier
+from ganforge.evaluation.metrics.classifier import DigitClassifier, load_or_train_digit_classifier
 
 torch.set_num_threads(1)  # small ops are faster on one thread, and results do not depend on the core count
 

@@ -21,10 +21,13 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from ganforge import cli, training
+from ganforge import cli
+from ganforge.train import loop, run
+from ganforge.train.loop import TrainResult
+from ganforge.train.trainer import Trainer
 from ganforge.data import MixtureData, TensorData
 from ganforge.errors import DataError
-from ganforge.monitor import Meter
+from ganforge.train.monitor import Meter
 
 RANK = int(os.environ["RANK"])
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -41,7 +44,7 @@ class Observer:
         self.draws: list[list[Any]] = []  # TensorData: the indices of each batch; MixtureData: its points
         self.noise: list[list[list[float]]] = []
         self.writes: list[str] = []  # "event path" for each change under the watched folder
-        self.trainer: training.Trainer | None = None
+        self.trainer: Trainer | None = None
         self.fail: dict[str, int] | None = None  # the current run's injected failure
         self.nan: dict[str, int] | None = None  # the current run's injected NaN
 
@@ -72,7 +75,7 @@ class Observer:
 def observe(observer: Observer) -> None:
     """Wrap the few functions whose calls the tests look at, or that fail on purpose."""
     next_index, next_points = TensorData._next_index, MixtureData.next_batch
-    sample_noise, run_loop, train_step = training.Trainer.sample_noise, training._run_loop, training.Trainer.train_step
+    sample_noise, fit, train_step = Trainer.sample_noise, run.fit, loop.train_step
     meter_add = Meter.add
 
     def record_index(self: TensorData, batch_size: int) -> torch.Tensor:
@@ -85,20 +88,20 @@ def observe(observer: Observer) -> None:
         observer.draws.append(points.tolist())
         return points
 
-    def record_noise(self: training.Trainer, count: int) -> torch.Tensor:
+    def record_noise(self: Trainer, count: int) -> torch.Tensor:
         noise = sample_noise(self, count)
         observer.noise.append(noise.tolist())
         return noise
 
-    def capture(trainer: training.Trainer, *args: Any, **kwargs: Any) -> training.TrainResult:
+    def capture(trainer: Trainer, *args: Any, **kwargs: Any) -> TrainResult:
         observer.trainer = trainer
-        return run_loop(trainer, *args, **kwargs)
+        return fit(trainer, *args, **kwargs)
 
-    def step_then_fail(self: training.Trainer) -> None:
-        train_step(self)
+    def step_then_fail(trainer: Trainer) -> None:
+        train_step(trainer)
         fail = observer.fail
-        if fail is not None and RANK == fail["rank"] and self.step == fail["step"]:
-            raise DataError(f"injected failure on rank {RANK} at step {self.step}")
+        if fail is not None and RANK == fail["rank"] and trainer.step == fail["step"]:
+            raise DataError(f"injected failure on rank {RANK} at step {trainer.step}")
 
     def add_nan(self: Meter, step: int, **values: torch.Tensor) -> None:
         nan = observer.nan
@@ -108,9 +111,9 @@ def observe(observer: Observer) -> None:
 
     TensorData._next_index = record_index
     MixtureData.next_batch = record_points
-    training.Trainer.sample_noise = record_noise
-    training._run_loop = capture
-    training.Trainer.train_step = step_then_fail
+    Trainer.sample_noise = record_noise
+    run.fit = capture
+    loop.train_step = step_then_fail
     Meter.add = add_nan
 
 

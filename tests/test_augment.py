@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganforge.augment import CUTOUT_RATIO, DiffAugment, color, cutout, translation
+from ganforge.algorithm.augment import CUTOUT_RATIO, DiffAugment, color, cutout, translation
 
 
 def images(count: int = 8, size: int = 16) -> torch.Tensor:

@@ -23,7 +23,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import ganforge
-import ganforge.training
+import ganforge.algorithm.losses
 from ganforge.cli import app
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, TrainingDivergedError
 
@@ -336,7 +336,7 @@ def test_training_into_a_folder_with_checkpoints_is_refused_and_leaves_it_untouc
 
 
 def test_loss_turning_nan_stops_training_and_keeps_the_checkpoints_before_it(tmp_path, tiny_toy, monkeypatch):
-    real_loss = ganforge.training.LOSSES["nonsaturating"].generator
+    real_loss = ganforge.algorithm.losses.LOSS_FAMILIES["nonsaturating"].generator
     calls = 0
 
     def loss_nan_from_step_3(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -345,7 +345,7 @@ def test_loss_turning_nan_stops_training_and_keeps_the_checkpoints_before_it(tmp
         loss = real_loss(fake_logits)
         return loss * float("nan") if calls >= 3 else loss
 
-    monkeypatch.setitem(ganforge.training.LOSSES, "nonsaturating", dataclasses.replace(ganforge.training.LOSSES["nonsaturating"], generator=loss_nan_from_step_3))
+    monkeypatch.setitem(ganforge.algorithm.losses.LOSS_FAMILIES, "nonsaturating", dataclasses.replace(ganforge.algorithm.losses.LOSS_FAMILIES["nonsaturating"], generator=loss_nan_from_step_3))
     run = tmp_path / "run"
     keys = {**tiny_toy, "steps": 6, "checkpoint_every": 1, "keep_checkpoints": 0}
     error = cli_error("train", "--out", run, "-q", *flags(keys))

@@ -32,14 +32,7 @@ import pytest
 import torch
 
 import ganforge
-from ganforge.checkpoint import (
-    CHECKPOINT_FILES,
-    TENSOR_FILES,
-    Checkpoint,
-    find_checkpoint,
-    list_checkpoints,
-    read_checkpoint,
-)
+from ganforge.runs.checkpoint import CHECKPOINT_FILES, TENSOR_FILES, Checkpoint, find_checkpoint, list_checkpoints, read_checkpoint
 from ganforge.errors import CheckpointError
 
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "ganforge"
@@ -289,7 +282,7 @@ def test_a_failed_or_interrupted_save_leaves_no_temporary_folder(tmp_path, monke
     def interrupted(path, data):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ganforge.checkpoint._write_synced", interrupted)
+    monkeypatch.setattr("ganforge.runs.checkpoint._write_synced", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ganforge.resume(run, steps=3, show_progress=False)
     assert temporaries(run) == [] and [p.name for p in list_checkpoints(run)] == ["step_0000001", "step_0000002"]
@@ -297,7 +290,7 @@ def test_a_failed_or_interrupted_save_leaves_no_temporary_folder(tmp_path, monke
     def read_only(path, data):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
-    monkeypatch.setattr("ganforge.checkpoint._write_synced", read_only)
+    monkeypatch.setattr("ganforge.runs.checkpoint._write_synced", read_only)
     with pytest.raises(CheckpointError, match=r"could not write checkpoint .*step_0000003 \(Permission denied\): "
                                               r"the last good checkpoint .*step_0000002 is intact; make .* writable"):
         ganforge.resume(run, steps=3, show_progress=False)

@@ -12,7 +12,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from sklearn.datasets import load_digits
 
-from ganforge.config import DataConfig
+from ganforge.config.schema import DataConfig
 from ganforge.data import MixtureData, TensorData, load_data, mixture_modes
 from ganforge.data.digits import load_digit_images
 from ganforge.errors import DataError

@@ -8,10 +8,10 @@ import torch
 from typer.testing import CliRunner
 
 import ganforge
-from ganforge.checkpoint import list_checkpoints, read_checkpoint
+from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
 from ganforge.cli import app
 from ganforge.data import load_data
-from ganforge.config import DataConfig
+from ganforge.config.schema import DataConfig
 
 runner = CliRunner()
 
@@ -29,7 +29,7 @@ def test_eval_prints_each_metric_with_its_floor_and_writes_eval_json(tmp_path, t
 
 def test_eval_every_logs_metrics_and_keeps_the_best_checkpoint_beside_the_last_n(tmp_path, tiny_toy, monkeypatch):
     scores = iter([0.5, 0.1, 0.9, 0.3])  # reverse_kl at steps 2, 4, 6, 8: lower is better, the best is step 4
-    from ganforge import evaluation
+    from ganforge.evaluation import evaluator as evaluation
 
     real_call = evaluation.Evaluator.__call__
 

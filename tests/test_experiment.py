@@ -15,11 +15,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ganforge import experiment
+from ganforge.experiment import core as experiment
 from ganforge.cli import app
 from ganforge.errors import ConfigError, GanforgeError
-from ganforge.experiment import load_spec, parse_spec, plan_runs, run_experiment, spread
-from ganforge.report import write_report
+from ganforge.experiment.core import load_spec, parse_spec, plan_runs, run_experiment, spread
+from ganforge.report.run_page import write_report
 
 from conftest import TINY_TOY
 

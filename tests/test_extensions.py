@@ -11,11 +11,13 @@ from typer.testing import CliRunner
 
 import ganforge
 from ganforge import cli
-from ganforge.checkpoint import read_checkpoint
-from ganforge.config import RunConfig, apply_overrides
+from ganforge.runs.checkpoint import read_checkpoint
+from ganforge.config.schema import RunConfig, apply_overrides
 from ganforge.data import load_data
 from ganforge.errors import ConfigError, GanforgeError
-from ganforge.training import Trainer, resolve_config
+from ganforge.train.step import train_step
+from ganforge.train.trainer import Trainer
+from ganforge.config.resolve import resolve_config
 
 from conftest import TINY_DCGAN, TINY_TOY
 
@@ -62,7 +64,7 @@ def test_ema_follows_its_update_rule(tiny_toy):
     trainer = Trainer(resolve_config(config, data), data, device)
     expected = None
     for updates in range(12):
-        trainer.train_step()
+        train_step(trainer)
         weights = [p.detach().clone() for p in trainer.generator.parameters()]
         # the first update copies G; the next ones are ema <- d ema + (1 - d) theta, d = min(0.9, (1+t)/(10+t))
         decay = min(0.9, (1 + updates) / (10 + updates))

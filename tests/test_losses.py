@@ -1,4 +1,4 @@
-"""Tests for ganforge.losses: the lectures' objectives on logits, their values, stability and gradients."""
+"""Tests for ganforge.algorithm.losses: the lectures' objectives on logits, their values, stability and gradients."""
 
 from __future__ import annotations
 
@@ -8,21 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganforge import config
-from ganforge.config import RunConfig, with_training_preset
-from ganforge.losses import (
-    GRADIENT_PENALTY_WEIGHT,
-    LOSSES,
-    critic_loss,
-    discriminator_loss,
-    gradient_penalty,
-    hinge_discriminator_loss,
-    lsgan_discriminator_loss,
-    lsgan_generator_loss,
-    minimax_generator_loss,
-    nonsaturating_generator_loss,
-    score_generator_loss,
-)
+from ganforge.config.schema import LOSSES
+from ganforge.config.schema import RunConfig
+from ganforge.config.resolve import with_training_preset
+from ganforge.algorithm.penalties import GRADIENT_PENALTY_WEIGHT, gradient_penalty
+from ganforge.algorithm.losses import LOSS_FAMILIES, critic_loss, discriminator_loss, hinge_discriminator_loss, lsgan_discriminator_loss, lsgan_generator_loss, minimax_generator_loss, nonsaturating_generator_loss, score_generator_loss
 
 LOG2 = math.log(2.0)
 
@@ -151,10 +141,10 @@ def test_minimax_saturates_where_d_rejects_fakes_and_nonsaturating_does_not():
 
 
 def test_loss_registry_holds_the_seed_losses_and_the_config_choices():
-    assert tuple(LOSSES) == config.LOSSES
-    assert LOSSES["nonsaturating"].generator is nonsaturating_generator_loss
-    assert LOSSES["minimax"].generator is minimax_generator_loss
-    assert LOSSES["nonsaturating"].discriminator is LOSSES["minimax"].discriminator is discriminator_loss
+    assert tuple(LOSS_FAMILIES) == LOSSES
+    assert LOSS_FAMILIES["nonsaturating"].generator is nonsaturating_generator_loss
+    assert LOSS_FAMILIES["minimax"].generator is minimax_generator_loss
+    assert LOSS_FAMILIES["nonsaturating"].discriminator is LOSS_FAMILIES["minimax"].discriminator is discriminator_loss
 
 
 def test_lsgan_losses_by_hand():
@@ -170,7 +160,7 @@ def test_hinge_losses_by_hand():
     real, fake = t(2.0, 0.5), t(-3.0, 0.0)
     # real: relu(1 - 2) = 0, relu(1 - 0.5) = 0.5 -> 0.25; fake: relu(1 - 3) = 0, relu(1 + 0) = 1 -> 0.5
     assert hinge_discriminator_loss(real, fake).item() == pytest.approx(0.75)
-    assert LOSSES["hinge"].reduction == "sum"
+    assert LOSS_FAMILIES["hinge"].reduction == "sum"
     scores = t(2.0, 0.5).requires_grad_(True)
     hinge_discriminator_loss(scores, t(-2.0, -1.0)).backward()
     assert scores.grad.tolist() == [0.0, -0.5]  # past the margin: no gradient; inside: -1/batch

@@ -1,4 +1,4 @@
-"""Tests for ganforge.models and ganforge.describe: the layer tables against SPEC.md sections 3 and 4."""
+"""Tests for ganforge.models and ganforge.models.describe: the layer tables against SPEC.md sections 3 and 4."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 from ganforge import cli
-from ganforge.config import ModelConfig
-from ganforge.describe import describe
+from ganforge.config.schema import ModelConfig
+from ganforge.models.describe import describe
 from ganforge.errors import ConfigError
 from ganforge.models import Discriminator, Generator, architecture, build_models, shapes_through
 from ganforge.models.layers import Project

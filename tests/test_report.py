@@ -16,22 +16,12 @@ from PIL import Image
 from torch import nn
 
 import ganforge
-from ganforge.animate import animate, sample_grids
-from ganforge.diagnostics import (
-    COLLAPSE_FRACTION,
-    SIGN_MIN_ROWS,
-    SIGN_MIN_STEPS,
-    STARVED_D_FAKE,
-    decision_surface,
-    detect_failure_signs,
-    diversity,
-    failure_signs,
-    read_metrics,
-    training_history,
-)
+from ganforge.report.animate import animate, sample_grids
+from ganforge.train.diagnostics import COLLAPSE_FRACTION, SIGN_MIN_ROWS, SIGN_MIN_STEPS, STARVED_D_FAKE, decision_surface, detect_failure_signs, diversity, failure_signs
+from ganforge.runs.metrics_log import read_metrics, training_history
 from ganforge.errors import GanforgeError
-from ganforge.images import scatter_plot
-from ganforge.report import SECTIONS, Series, line_chart, nice_ticks, timeline_frames, write_report
+from ganforge.runs.pictures import scatter_plot
+from ganforge.report.run_page import SECTIONS, Series, line_chart, nice_ticks, timeline_frames, write_report
 
 TINY_IMAGE_RUN = {"model": "dcgan", "data": "digits", "image_size": 28, "width": 4, "batch_size": 8, "steps": 20,
                   "log_every": 5, "sample_every": 5, "checkpoint_every": 0, "tensorboard": False, "seed": 0}

@@ -308,7 +308,7 @@ def test_the_probe_sees_a_broken_image_and_a_console_error(chromium: str, tmp_pa
 
 
 def test_report_loads_in_chromium(chromium: str, digits_run: Path, tmp_path: Path) -> None:
-    from ganforge.report import SECTIONS, write_report
+    from ganforge.report.run_page import SECTIONS, write_report
 
     page = write_report([digits_run])
     seen, errors = load_page(chromium, page, screenshot=tmp_path / "report.png")
@@ -331,7 +331,7 @@ def test_report_loads_in_chromium(chromium: str, digits_run: Path, tmp_path: Pat
 def test_comparison_of_a_toy_and_an_image_run_loads_in_chromium(chromium: str, digits_run: Path,
                                                                   tmp_path: Path) -> None:
     import ganforge
-    from ganforge.report import write_report
+    from ganforge.report.run_page import write_report
 
     toy = tmp_path / "toy"
     ganforge.train(toy, model="toy", data="ring8", width=16, batch_size=32, steps=10, log_every=2, sample_every=5,

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 import ganforge
 from ganforge.cli import app
 from ganforge.errors import GanforgeError
-from ganforge.images import GRID_PADDING, PLOT_SIZE
-from ganforge.sampling import slerp
+from ganforge.runs.pictures import GRID_PADDING, PLOT_SIZE
+from ganforge.sampling.generator import slerp
 
 SIZE = 28  # the tiny dcgan's images: 1 x 28 x 28
 BLUE_POINT, RED_CROSS = (31, 119, 180), (214, 39, 40)

@@ -12,12 +12,16 @@ import torch
 import yaml
 
 import ganforge
-from ganforge.checkpoint import list_checkpoints, read_checkpoint
-from ganforge.config import RunConfig, apply_overrides
+from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
+from ganforge.config.schema import RunConfig, apply_overrides
 from ganforge.data import load_data
 from ganforge.errors import TrainingDivergedError
-from ganforge.monitor import Meter
-from ganforge.training import Trainer, resolve_config, total_steps
+from ganforge.train.monitor import Meter
+from ganforge.train import loop
+from ganforge.train import step as step_module
+from ganforge.train.step import discriminator_phase, generator_phase, train_step
+from ganforge.train.trainer import Trainer
+from ganforge.config.resolve import resolve_config, total_steps
 
 
 def make_trainer(keys: dict) -> Trainer:
@@ -37,7 +41,7 @@ def all_equal(first: list[torch.Tensor], second: list[torch.Tensor]) -> bool:
 def test_generator_phase_moves_only_the_generator(tiny_dcgan):
     trainer = make_trainer(tiny_dcgan)
     g_before, d_before = parameters(trainer.generator), parameters(trainer.discriminator)
-    trainer.generator_phase(1)
+    generator_phase(trainer, 1)
     assert all_equal(d_before, parameters(trainer.discriminator))
     assert not all_equal(g_before, parameters(trainer.generator))
     assert all(p.requires_grad for p in trainer.discriminator.parameters()), "D is unfrozen after the G phase"
@@ -46,7 +50,7 @@ def test_generator_phase_moves_only_the_generator(tiny_dcgan):
 def test_discriminator_phase_moves_only_the_discriminator(tiny_dcgan):
     trainer = make_trainer(tiny_dcgan)
     g_before, d_before = parameters(trainer.generator), parameters(trainer.discriminator)
-    trainer.discriminator_phase(1)
+    discriminator_phase(trainer, 1)
     assert all_equal(g_before, parameters(trainer.generator))
     assert not all_equal(d_before, parameters(trainer.discriminator))
     assert all(p.grad is None for p in trainer.generator.parameters()), "fakes for D are made without G's graph"
@@ -71,8 +75,8 @@ def test_step_runs_k_discriminator_and_g_generator_updates_in_order(tiny_toy, d_
     batches: list[int] = []
     next_batch = trainer.data.next_batch
     trainer.data.next_batch = lambda size: (batches.append(size), next_batch(size))[1]
-    trainer.train_step()
-    trainer.train_step()
+    train_step(trainer)
+    train_step(trainer)
     one_step = ["D"] * d_steps + ["G"] * g_steps if order == "d-first" else ["G"] * g_steps + ["D"] * d_steps
     assert calls == one_step * 2
     assert batches == [32] * (2 * d_steps), "each D update takes a fresh real batch; G updates take none"
@@ -179,12 +183,12 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_toy,
     ganforge.train(out=tmp_path / "run", steps=4, checkpoint_every=2, show_progress=False, **{
         k: v for k, v in tiny_toy.items() if k != "checkpoint_every"})
     good = read_checkpoint(tmp_path / "run")
-    real_loss = ganforge.training.LOSSES["nonsaturating"].generator
+    real_loss = ganforge.algorithm.losses.LOSS_FAMILIES["nonsaturating"].generator
 
     def diverging_loss(logits):
         return real_loss(logits) * float("nan")
 
-    monkeypatch.setitem(ganforge.training.LOSSES, "nonsaturating", dataclasses.replace(ganforge.training.LOSSES["nonsaturating"], generator=diverging_loss))
+    monkeypatch.setitem(ganforge.algorithm.losses.LOSS_FAMILIES, "nonsaturating", dataclasses.replace(ganforge.algorithm.losses.LOSS_FAMILIES["nonsaturating"], generator=diverging_loss))
     with pytest.raises(TrainingDivergedError, match=r"g_loss.* became NaN or infinite at step 5.*step_0000004"):
         ganforge.resume(tmp_path / "run", steps=8, show_progress=False)
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_0000002", "step_0000004"]
@@ -193,14 +197,14 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_toy,
 
 
 def test_sigterm_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_toy, monkeypatch):
-    original_step = Trainer.train_step
+    original_step = loop.train_step
 
-    def step_then_signal(self):
-        original_step(self)
-        if self.step == 3:
+    def step_then_signal(trainer):
+        original_step(trainer)
+        if trainer.step == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(Trainer, "train_step", step_then_signal)
+    monkeypatch.setattr(loop, "train_step", step_then_signal)
     result = ganforge.train(out=tmp_path / "run", steps=50, show_progress=False, **tiny_toy)
     assert result.stopped_by == "SIGTERM" and result.step == 3
     assert read_checkpoint(tmp_path / "run").step == 3
@@ -211,20 +215,20 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_toy, monk
 
 def nan_generator_loss_at(monkeypatch, bad_steps: set[int], trainer_steps: list[int], once: bool = False):
     """Make the generator loss NaN at ``bad_steps`` (with ``once``, only the first time each runs)."""
-    real_loss = ganforge.training.LOSSES["nonsaturating"].generator
-    original_phase = Trainer.generator_phase
+    real_loss = ganforge.algorithm.losses.LOSS_FAMILIES["nonsaturating"].generator
+    original_phase = step_module.generator_phase
 
-    def phase(self, step):
+    def phase(trainer, step):
         trainer_steps.append(step)
-        original_phase(self, step)
+        original_phase(trainer, step)
 
     def loss(logits):
         step = trainer_steps[-1]
         bad = step in bad_steps and not (once and trainer_steps.count(step) > 1)
         return real_loss(logits) * (float("nan") if bad else 1.0)
 
-    monkeypatch.setattr(Trainer, "generator_phase", phase)
-    monkeypatch.setitem(ganforge.training.LOSSES, "nonsaturating", dataclasses.replace(ganforge.training.LOSSES["nonsaturating"], generator=loss))
+    monkeypatch.setattr(step_module, "generator_phase", phase)
+    monkeypatch.setitem(ganforge.algorithm.losses.LOSS_FAMILIES, "nonsaturating", dataclasses.replace(ganforge.algorithm.losses.LOSS_FAMILIES["nonsaturating"], generator=loss))
 
 
 def test_rollback_returns_to_the_last_checkpoint_with_halved_learning_rates(tmp_path, tiny_toy, monkeypatch):

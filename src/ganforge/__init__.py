@@ -1,7 +1,7 @@
 """ganforge: train Generative Adversarial Networks with PyTorch, from one command or three lines of Python."""
 
 from ganforge.api import TrainedGenerator, TrainResult, load, resume, run_experiment, train, write_samples
-from ganforge.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganforge.config.schema import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, TrainingDivergedError
 
 __version__ = "0.1.0"

@@ -14,13 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ganforge import training
-from ganforge.config import RunConfig, apply_overrides, load_yaml
-from ganforge.sampling import TrainedGenerator, write_samples
-from ganforge.training import TrainResult
+from ganforge.config.io import load_yaml
+from ganforge.config.schema import RunConfig, apply_overrides
+from ganforge.evaluation.hook import PeriodicEvaluation
+from ganforge.sampling.generator import TrainedGenerator
+from ganforge.sampling.write import write_samples
+from ganforge.train import run as training
+from ganforge.train.loop import TrainResult
 
 if TYPE_CHECKING:
-    from ganforge.experiment import ExperimentResult
+    from ganforge.experiment.core import ExperimentResult
 
 __all__ = ["TrainResult", "TrainedGenerator", "load", "resume", "run_experiment", "train", "write_samples"]
 
@@ -38,12 +41,13 @@ def train(out: str | Path, *, config: RunConfig | str | Path | None = None, show
         base = config
     else:
         base = RunConfig.from_dict(load_yaml(Path(config)))
-    return training.train(apply_overrides(base, overrides), out, show_progress=show_progress)
+    return training.train(apply_overrides(base, overrides), out, show_progress=show_progress,
+                          hooks=[PeriodicEvaluation.for_run])
 
 
 def resume(run: str | Path, *, show_progress: bool = True, **overrides: Any) -> TrainResult:
     """Continue the run in folder ``run`` from its latest checkpoint, e.g. ``resume("runs/digits", steps=4000)``."""
-    return training.resume(run, overrides, show_progress=show_progress)
+    return training.resume(run, overrides, show_progress=show_progress, hooks=[PeriodicEvaluation.for_run])
 
 
 def load(run: str | Path, device: str = "auto") -> TrainedGenerator:
@@ -59,6 +63,6 @@ def run_experiment(spec: str | Path | Mapping[str, Any], out: str | Path, *, job
     ``spec`` is a YAML file (or its contents as a mapping): config keys, ``vary: {key: [values]}`` and
     ``seeds: 3``; see :mod:`ganforge.experiment`. ``jobs`` runs train at once, ``threads`` torch threads each.
     """
-    from ganforge import experiment  # imported when used: it pulls in evaluation and the report
+    from ganforge.experiment import core as experiment  # imported when used: it pulls in evaluation and the report
 
     return experiment.run_experiment(spec, out, jobs=jobs, threads=threads, show_progress=show_progress)

@@ -12,15 +12,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ganforge import api, distributed
-from ganforge.config import D_LOSS_REDUCTIONS, D_NORMS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, PRECISIONS, RunConfig, apply_overrides, flatten_keys, load_yaml
-from ganforge.animate import animate as make_animation
-from ganforge.checkpoint import find_checkpoint, list_checkpoints, read_checkpoint
-from ganforge.compare import compare_runs
-from ganforge.describe import describe as describe_model
-from ganforge.diagnostics import failure_signs, read_metrics
+from ganforge import api
+from ganforge.train import distributed
+from ganforge.config.schema import D_LOSS_REDUCTIONS, D_NORMS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, PRECISIONS, RunConfig, apply_overrides, flatten_keys
+from ganforge.config.io import load_yaml
+from ganforge.report.animate import animate as make_animation
+from ganforge.runs.checkpoint import find_checkpoint, list_checkpoints, read_checkpoint
+from ganforge.report.compare import compare_runs
+from ganforge.models.describe import describe as describe_model
+from ganforge.train.diagnostics import failure_signs
+from ganforge.runs.metrics_log import read_metrics
 from ganforge.errors import GanforgeError
-from ganforge.report import write_report
+from ganforge.report.run_page import write_report
 
 app = typer.Typer(
     help="Train Generative Adversarial Networks (MLP GAN, DCGAN, 2-D toys) and sample from them.",
@@ -200,7 +203,7 @@ def evaluate_run(
     device: Annotated[DeviceName, typer.Option(help="Where to run the networks.")] = "auto",
 ) -> None:
     """Measure sample quality: each metric beside its real-data floor; writes eval.json in the run folder."""
-    from ganforge.evaluation import evaluate, format_results, write_results
+    from ganforge.evaluation.evaluator import evaluate, format_results, write_results
 
     generator = api.load(run, device=device)
     results = evaluate(generator, metrics, n, feature_extractor, seed, inception_weights=inception_weights)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import reprlib
+
 
 class GanforgeError(Exception):
     """A problem with the user's input or environment, reported as one clear line.
@@ -31,3 +34,22 @@ class TrainingDivergedError(GanforgeError):
 
 class DistributedError(GanforgeError):
     """Processes of a torchrun job that cannot work together: no GPU of their own, different data or steps."""
+
+
+class _ShortRepr(reprlib.Repr):
+    """repr() cut to a few elements and characters, so that a message about a YAML alias bomb
+    ("billion laughs": a billion strings through shared references) or a huge number stays one short line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother, self.maxlong = 2, 60, 60, 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:  # repr() of more than 4300 digits raises ValueError
+            digits = int((x.bit_length() - 1) * math.log10(2)) + 1
+            digits += abs(x) >= 10**digits
+            return f"{'-' if x < 0 else ''}<an integer of {digits} digits>"
+        return super().repr_int(x, level)
+
+
+shown = _ShortRepr().repr  # repr() short enough for a one-line message

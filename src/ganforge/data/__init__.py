@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ganforge.config import DataConfig
-from ganforge.distributed import own_share
+from ganforge.config.presets import DATA_SEED_OFFSET
+from ganforge.config.schema import DataConfig
+from ganforge.data.sharding import own_share
 from ganforge.data.digits import STACKED_DIGITS_COUNT, STACKED_DIGITS_SIZE, load_digit_images, load_stacked_digits
 from ganforge.data.files import load_array_file, load_image_folder, load_torchvision_dataset
 from ganforge.data.mixtures import mixture_modes, sample_mixture
@@ -41,7 +42,6 @@ IMAGE_SETS = {  # name -> natural (image size, channels)
 MIXTURES = ("ring8", "grid25")
 FOLDER_DEFAULTS = (64, 3)  # image size and channels for a folder of images when not given
 ARRAY_SUFFIXES = (".npy", ".npz")
-DATA_SEED_OFFSET = 1  # the data stream's seed is the run's seed + 1, independent of the noise stream
 
 __all__ = [
     "IMAGE_SETS",
@@ -57,6 +57,11 @@ __all__ = [
 
 def builtin_names() -> list[str]:
     return [*IMAGE_SETS, *MIXTURES]
+
+
+def builtin_kind(name: str) -> str | None:
+    """"images" or "points" for a built-in data set; None for a path (known only once it is read)."""
+    return "images" if name in IMAGE_SETS else "points" if name in MIXTURES else None
 
 
 class RealData:

@@ -7,13 +7,12 @@ into a :class:`Generator` / :class:`Discriminator` pair.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
 
-from ganforge.config import ModelConfig
-from ganforge.errors import ConfigError
+from ganforge.config.resolve import resolve_model
+from ganforge.config.schema import ModelConfig
 from ganforge.models import dcgan, mlp, toy
 from ganforge.models.layers import (
     Discriminator,
@@ -26,8 +25,6 @@ from ganforge.models.layers import (
     shapes_through,
 )
 
-PRESETS = {"mlp": mlp.preset, "dcgan": dcgan.preset, "toy": toy.preset}
-
 __all__ = [
     "Architecture",
     "Discriminator",
@@ -35,9 +32,7 @@ __all__ = [
     "LayerSpec",
     "architecture",
     "build_models",
-    "default_d_norm",
     "count_parameters",
-    "resolve_model",
     "shapes_through",
 ]
 
@@ -52,31 +47,6 @@ class Architecture:
     discriminator_input: Shape  # how a sample enters D's first layer
     sample_shape: Shape  # (C, H, W) for images, (2,) for points
     dcgan_init: bool  # weights from N(0, 0.02), as DCGAN prescribes
-
-
-def resolve_model(config: ModelConfig) -> ModelConfig:
-    """Fill the preset's z_dim and width; check the size is one the family supports."""
-    if config.model == "toy":
-        preset = toy.preset()
-        return dataclasses.replace(config, image_size=None, channels=None, z_dim=config.z_dim or preset["z_dim"],
-                                   width=config.width or preset["width"], d_norm=config.d_norm or default_d_norm(config))
-    if config.image_size is None or config.channels is None:
-        raise ConfigError(f"{config.model} needs an image size and channels: pass --image-size and --channels")
-    if config.model == "dcgan":
-        dcgan.check_size(config.image_size)
-    if config.conditional and config.num_classes is None:
-        raise ConfigError("a conditional model needs its number of classes: pass --num-classes, or labelled data")
-    preset = PRESETS[config.model](config.image_size)
-    return dataclasses.replace(config, z_dim=config.z_dim or preset["z_dim"], width=config.width or preset["width"],
-                               d_norm=config.d_norm or default_d_norm(config))
-
-
-def default_d_norm(config: ModelConfig, loss: str | None = None) -> str:
-    """D's normalization when not chosen: none under spectral norm, layer for a gradient-penalty critic
-    (whose penalty is per sample, which BatchNorm's batch mixing breaks), else the seed tables' BatchNorm."""
-    if config.spectral_norm:
-        return "none"
-    return "layer" if loss == "wgan-gp" else "batch"
 
 
 def architecture(config: ModelConfig) -> Architecture:

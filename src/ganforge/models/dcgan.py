@@ -10,25 +10,12 @@ input layer; ReLU/tanh in G, LeakyReLU(0.2) in D; no pooling.
 
 from __future__ import annotations
 
-from ganforge.errors import ConfigError
+from ganforge.config.resolve import check_dcgan_size
 from ganforge.models.layers import LayerSpec
-
-SUPPORTED_SIZES = (28, 32, 64, 128)
-
-
-def preset(image_size: int) -> dict[str, int]:
-    """Latent size and base width: the lecture's 50/32 at 28x28, DCGAN's 100/64 otherwise."""
-    return {"z_dim": 50, "width": 32} if image_size == 28 else {"z_dim": 100, "width": 64}
-
-
-def check_size(image_size: int) -> None:
-    if image_size not in SUPPORTED_SIZES:
-        sizes = ", ".join(map(str, SUPPORTED_SIZES[:-1])) + f" or {SUPPORTED_SIZES[-1]}"
-        raise ConfigError(f"image size {image_size} is not supported by dcgan (use {sizes}, or --model mlp)")
 
 
 def generator_table(image_size: int, z_dim: int, width: int, channels: int) -> list[LayerSpec]:
-    check_size(image_size)
+    check_dcgan_size(image_size)
     w = width
     if image_size == 28:
         return [
@@ -51,7 +38,7 @@ def generator_table(image_size: int, z_dim: int, width: int, channels: int) -> l
 
 
 def discriminator_table(image_size: int, width: int, channels: int) -> list[LayerSpec]:
-    check_size(image_size)
+    check_dcgan_size(image_size)
     w = width
     if image_size == 28:
         return [

@@ -10,10 +10,6 @@ from __future__ import annotations
 from ganforge.models.layers import LayerSpec
 
 
-def preset(image_size: int) -> dict[str, int]:
-    return {"z_dim": 100, "width": 256}
-
-
 def generator_table(pixels: int, z_dim: int, width: int) -> list[LayerSpec]:
     return [
         LayerSpec("linear", z_dim, width, batch_norm=True, activation="lrelu"),

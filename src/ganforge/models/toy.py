@@ -7,10 +7,6 @@ from ganforge.models.layers import LayerSpec
 POINT_DIM = 2
 
 
-def preset(image_size: int | None = None) -> dict[str, int]:
-    return {"z_dim": 2, "width": 128}
-
-
 def generator_table(z_dim: int, width: int) -> list[LayerSpec]:
     return [
         LayerSpec("linear", z_dim, width, activation="relu"),

@@ -4,7 +4,7 @@ The page holds the config, the losses and D's outputs over the steps, any other
 logged metric, the timeline of fixed-noise sample grids, the evaluation table
 beside the real-data floor, the generator at its last checkpoint (a latent
 interpolation strip, or for 2-D data the decision-surface picture) and the
-failure signs :mod:`ganforge.diagnostics` finds. Charts are inline SVG drawn
+failure signs :mod:`ganforge.train.diagnostics` finds. Charts are inline SVG drawn
 here, pictures are embedded as data URIs: the file opens in any browser, with
 no network and no server, and can be mailed as it is.
 """
@@ -25,31 +25,20 @@ import torch
 import yaml
 from PIL import Image
 
-from ganforge.animate import sample_grids
-from ganforge.checkpoint import list_checkpoints, read_checkpoint
-from ganforge.config import RunConfig
-from ganforge.diagnostics import (
-    COLLAPSE_FRACTION,
-    DIVERSITY_KEY,
-    STARVED_D_FAKE,
-    SURFACE_REAL_RGB,
-    WON_D_LOSS,
-    decision_surface,
-    detect_failure_signs,
-    events,
-    numeric_keys,
-    read_metrics,
-    training_history,
-)
+from ganforge.report.animate import sample_grids
+from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
+from ganforge.config.schema import RunConfig
+from ganforge.train.diagnostics import COLLAPSE_FRACTION, DIVERSITY_KEY, STARVED_D_FAKE, SURFACE_REAL_RGB, WON_D_LOSS, decision_surface, detect_failure_signs
+from ganforge.runs.metrics_log import events, numeric_keys, read_metrics, training_history
 from ganforge.errors import GanforgeError
 
 try:  # which way each evaluation metric improves, from the evaluator when this ganforge has one
-    from ganforge.evaluation import HIGHER_IS_BETTER
+    from ganforge.evaluation.evaluator import HIGHER_IS_BETTER
 except ImportError:  # pragma: no cover
     HIGHER_IS_BETTER = {}
-from ganforge.images import image_grid
+from ganforge.runs.pictures import image_grid
 from ganforge.models import build_models
-from ganforge.sampling import TrainedGenerator
+from ganforge.sampling.generator import TrainedGenerator
 
 REPORT_NAME = "report.html"  # written into the run folder when no --out is given
 COMPARISON_NAME = "comparison.html"  # the same, in the first run's folder, for several runs
@@ -385,7 +374,7 @@ def write_report(runs: Sequence[Path | str], out: Path | str | None = None) -> P
     paths = [Path(run) for run in runs]
     if not paths:
         raise GanforgeError("report needs at least one run folder")
-    from ganforge import experiment  # here, not at the top: the experiment page is drawn with this module's charts
+    from ganforge.experiment import core as experiment  # here, not at the top: the experiment page is drawn with this module's charts
 
     if len(paths) == 1 and experiment.is_experiment(paths[0]):
         return experiment.write_experiment_report(paths[0], out)

@@ -3,7 +3,7 @@
 What is measured depends on the run's data:
 
 - 2-D mixtures (ring8, grid25), the protocol of VEEGAN and PacGAN: 2,500 generated points; ``modes_covered``,
-  ``modes_covered_strict``, ``high_quality`` and ``reverse_kl`` (see ganforge.metrics.mixtures).
+  ``modes_covered_strict``, ``high_quality`` and ``reverse_kl`` (see ganforge.evaluation.metrics.mixtures).
 - Images: ``fid``, ``kid``, ``precision``, ``recall`` (k=3), ``density``, ``coverage`` (k=5) between features of
   generated and real images. The features come from ``feature_extractor``: ``classifier`` (the small CNN ganforge
   trains on the digits, for digits and stacked-digits; no download) or ``inception`` (Inception-v3 FID features,
@@ -39,30 +39,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ganforge.config import RunConfig
+from ganforge.config.schema import RunConfig
 from ganforge.data import MIXTURES, TensorData, data_cache as default_data_cache, load_data
 from ganforge.data.digits import STACKED_DIGITS_MODES, stacked_mode_ids
 from ganforge.data.mixtures import mixture_modes, sample_mixture
 from ganforge.errors import GanforgeError
-from ganforge.metrics.classifier import (
-    NUM_CLASSES,
-    DigitClassifier,
-    class_histogram,
-    classifier_score,
-    kl_to_uniform,
-    load_or_train_digit_classifier,
-)
-from ganforge.metrics.feature_metrics import (
-    DEFAULT_KID_SUBSET_SIZE,
-    DEFAULT_KID_SUBSETS,
-    density_coverage,
-    frechet_distance,
-    kernel_distance,
-    precision_recall,
-)
-from ganforge.metrics.inception import InceptionFeatures, load_inception
-from ganforge.metrics.mixtures import mixture_mode_stats
-from ganforge.sampling import SAMPLE_BATCH, TrainedGenerator
+from ganforge.evaluation.metrics.classifier import NUM_CLASSES, DigitClassifier, class_histogram, classifier_score, kl_to_uniform, load_or_train_digit_classifier
+from ganforge.evaluation.metrics.feature_metrics import DEFAULT_KID_SUBSET_SIZE, DEFAULT_KID_SUBSETS, density_coverage, frechet_distance, kernel_distance, precision_recall
+from ganforge.evaluation.metrics.inception import InceptionFeatures, load_inception
+from ganforge.evaluation.metrics.mixtures import mixture_mode_stats
+from ganforge.sampling.generator import SAMPLE_BATCH, TrainedGenerator
 
 MIXTURE_SAMPLES = 2_500  # generated points for the mixture metrics (VEEGAN, PacGAN)
 IMAGE_SAMPLES = 10_000  # at most this many generated (and real) images for the feature and class metrics

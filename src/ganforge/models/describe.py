@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganforge.config import ModelConfig
+from ganforge.config.schema import ModelConfig
 from ganforge.models import Architecture, architecture, build_models, count_parameters, shapes_through
 from ganforge.models.layers import LayerSpec, Shape
 

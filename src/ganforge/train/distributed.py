@@ -168,12 +168,6 @@ def local_main_first() -> Iterator[None]:
         dist.barrier()
 
 
-def own_share(global_batch: Tensor, rank: int, per_rank: int) -> Tensor:
-    """Process ``rank``'s slice of a global batch that every process drew from the same random stream:
-    the shares are disjoint, and together they are what one process would have drawn."""
-    return global_batch[rank * per_rank : (rank + 1) * per_rank]
-
-
 def any_rank(flag: bool) -> bool:
     """Whether ``flag`` holds on any process: one decision that every process takes alike."""
     if world_size() == 1:

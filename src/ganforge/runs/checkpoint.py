@@ -36,10 +36,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from ganforge.config import RunConfig
+from ganforge.config.schema import RunConfig
 from ganforge.errors import CheckpointError, ConfigError
 
 FORMAT_VERSION = 1
+EMA_SECTION = "generator_ema"  # section of training.safetensors holding G's moving average (--ema)
 TENSOR_FILES = ("generator.safetensors", "discriminator.safetensors", "training.safetensors")
 CHECKPOINT_FILES = (*TENSOR_FILES, "state.json")
 _STEP_FOLDER = re.compile(r"^step_(\d+)$")

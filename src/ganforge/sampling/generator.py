@@ -1,20 +1,19 @@
-"""Sampling from a trained generator: grids, image files, raw arrays, latent walks."""
+"""A trained generator loaded from a checkpoint: samples, one class of a conditional run, latent walks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from ganforge.checkpoint import read_checkpoint
-from ganforge.config import RunConfig
+from ganforge.algorithm.labels import balanced_labels
+from ganforge.config.schema import RunConfig
 from ganforge.data import MIXTURES, mixture_modes
 from ganforge.errors import GanforgeError
-from ganforge.images import save_image_files, save_samples_picture
 from ganforge.models import Generator, build_models
-from ganforge.training import EMA_SECTION, balanced_labels, place_network, resolve_device
+from ganforge.runs.checkpoint import EMA_SECTION, read_checkpoint
+from ganforge.train.placement import place_network, resolve_device
 
 SAMPLE_BATCH = 1024  # samples generated per forward pass
 
@@ -110,21 +109,3 @@ def slerp(start: Tensor, end: Tensor, weight: float) -> Tensor:
     cosine = torch.nn.functional.cosine_similarity(start, end, dim=1).clamp(-1 + 1e-7, 1 - 1e-7)
     angle = torch.acos(cosine).unsqueeze(1)
     return (torch.sin((1 - weight) * angle) * start + torch.sin(weight * angle) * end) / torch.sin(angle)
-
-
-def write_samples(samples: Tensor, out: Path, modes: Tensor | None = None, columns: int | None = None) -> Path:
-    """Write samples by the form of ``out``: ``.png`` one grid (or scatter plot), ``.npy`` the raw array,
-    a folder (an existing one, or a path ending in ``/`` or without suffix) one PNG per image."""
-    suffix = out.suffix.lower()
-    if suffix == ".npy":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.save(out, samples.numpy())
-        return out
-    if suffix == ".png":
-        return save_samples_picture(samples, out, modes, columns)
-    if suffix == "" or out.is_dir():
-        if samples.ndim == 2:
-            raise GanforgeError(f"2-D points cannot be written as image files in {out}/: use --out points.npy or plot.png")
-        save_image_files(samples, out)
-        return out
-    raise GanforgeError(f"cannot write samples to {out}: use a .png (grid), .npy (array) or a folder path")

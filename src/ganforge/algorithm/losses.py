@@ -15,12 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-GRADIENT_PENALTY_WEIGHT = 10.0  # lambda of WGAN-GP
-
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, reduction: str = "average") -> Tensor:
     """-(E[log D(x)] + E[log(1 - D(G(z)))]), the negated objective D ascends.
@@ -67,19 +63,6 @@ def score_generator_loss(fake_scores: Tensor) -> Tensor:
     return -fake_scores.mean()
 
 
-def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator: torch.Generator,
-                     weight: float = GRADIENT_PENALTY_WEIGHT) -> Tensor:
-    """lambda E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1] per sample.
-
-    The graph is kept (``create_graph``), so the penalty's own gradient reaches D's weights.
-    """
-    eps = torch.rand(real.shape[0], *([1] * (real.ndim - 1)), generator=generator, device=real.device, dtype=real.dtype)
-    between = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    scores = critic(between)
-    (gradients,) = torch.autograd.grad(scores.sum(), between, create_graph=True)
-    return weight * (gradients.flatten(1).norm(dim=1) - 1).square().mean()
-
-
 def _reduce(real_term: Tensor, fake_term: Tensor, reduction: str) -> Tensor:
     if reduction == "average":
         return 0.5 * (real_term + fake_term)
@@ -95,11 +78,11 @@ class GanLoss:
     discriminator: Callable[[Tensor, Tensor, str], Tensor]
     generator: Callable[[Tensor], Tensor]
     outputs_probability: bool  # sigmoid(D) is the probability of "real" (the seed losses); else a raw score
-    gradient_penalty: bool = False
+    gradient_penalty: bool = False  # D's loss adds ganforge.algorithm.penalties.gradient_penalty
     reduction: str | None = None  # the paper's fixed real/fake reduction; None = the d_loss_reduction key
 
 
-LOSSES: dict[str, GanLoss] = {
+LOSS_FAMILIES: dict[str, GanLoss] = {  # keyed by the names of ganforge.config.schema.LOSSES
     "nonsaturating": GanLoss(discriminator_loss, nonsaturating_generator_loss, outputs_probability=True),
     "minimax": GanLoss(discriminator_loss, minimax_generator_loss, outputs_probability=True),
     "lsgan": GanLoss(lsgan_discriminator_loss, lsgan_generator_loss, outputs_probability=False),

@@ -18,10 +18,8 @@ A sign must last :data:`SIGN_MIN_ROWS` log rows in a row and span
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -29,8 +27,9 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor, nn
 
-from ganforge.config import RunConfig
-from ganforge.images import PLOT_MARGIN, PLOT_SIZE
+from ganforge.config.schema import RunConfig
+from ganforge.runs.metrics_log import training_history
+from ganforge.runs.pictures import PLOT_MARGIN, PLOT_SIZE
 
 STARVED_D_FAKE = 0.05  # D(G(z)) below this: the minimax G gradient (∝ D(G(z))) is ~5% of the non-saturating one
 WON_D_LOSS = 0.05  # D loss below this: D(x) ~ 1 and D(G(z)) ~ 0 on nearly every sample, real and fake are separated
@@ -56,58 +55,6 @@ class FailureSign:
     first_step: int
     last_step: int
     ongoing: bool  # still present in the last row that carries the statistic
-
-
-def read_metrics(run: Path | str) -> list[dict[str, Any]]:
-    """The rows of ``RUN/metrics.jsonl`` (stat rows and event rows), skipping a torn last line; [] when absent."""
-    path = Path(run) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a run killed mid-write leaves at most a partial line
-        if isinstance(row, dict) and isinstance(row.get("step"), int):
-            rows.append(row)
-    return rows
-
-
-def training_history(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The statistic rows of the history the weights actually went through, in step order.
-
-    A rollback event returns to an earlier step, and a resumed run may log steps
-    again that a crashed run had logged after its last checkpoint: in both
-    cases the rows after the step returned to are dropped. Event rows are left out.
-    """
-    history: list[dict[str, Any]] = []
-    for row in rows:
-        if "event" in row:
-            to_step = row.get("to_step")
-            if isinstance(to_step, int):
-                history = [kept for kept in history if kept["step"] <= to_step]
-            continue
-        history = [kept for kept in history if kept["step"] < row["step"]]
-        history.append(row)
-    return history
-
-
-def events(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The event rows (``{"step", "event", ...}``, e.g. rollbacks)."""
-    return [row for row in rows if "event" in row]
-
-
-def numeric_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Keys holding numbers in any statistic row, in first-seen order, ``step`` excluded."""
-    keys: dict[str, None] = {}
-    for row in rows:
-        if "event" in row:
-            continue
-        for key, value in row.items():
-            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                keys.setdefault(key)
-    return list(keys)
 
 
 @torch.no_grad()
@@ -230,7 +177,7 @@ def _longest_stretch(
 
 @dataclass(frozen=True)
 class PlotFrame:
-    """The square of the plane a 2-D picture shows: the same mapping as :func:`ganforge.images.scatter_plot`."""
+    """The square of the plane a 2-D picture shows: the same mapping as :func:`ganforge.runs.pictures.scatter_plot`."""
 
     centre: Tensor  # (2,)
     span: float  # data units across the picture

@@ -43,43 +43,23 @@ from typing import Any
 import torch
 import yaml
 
-from ganforge import training
-from ganforge.checkpoint import list_checkpoints, read_checkpoint
-from ganforge.config import (
-    RunConfig,
-    _shown,
-    apply_overrides,
-    config_keys,
-    flatten_keys,
-    load_yaml,
-    validate,
-    write_text_atomically,
-)
+from ganforge.config.resolve import total_steps
+from ganforge.evaluation.hook import PeriodicEvaluation
+from ganforge.train import run as training
+from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
+from ganforge.config.schema import RunConfig, apply_overrides, config_keys, flatten_keys
+from ganforge.errors import shown
+from ganforge.config.io import load_yaml
+from ganforge.config.validate import validate
+from ganforge.runs.files import write_text_atomically
 from ganforge.data import IMAGE_SETS, MIXTURES, builtin_names, load_data, mixture_modes
 from ganforge.data.digits import STACKED_DIGITS_MODES
-from ganforge.diagnostics import read_metrics, training_history
+from ganforge.runs.metrics_log import read_metrics, training_history
 from ganforge.errors import ConfigError, GanforgeError, TrainingDivergedError
-from ganforge.evaluation import (
-    DIGIT_DATA,
-    FEATURE_METRICS,
-    HIGHER_IS_BETTER,
-    evaluate,
-    resolve_feature_extractor,
-    resolve_metrics,
-    write_results,
-)
-from ganforge.metrics.classifier import NUM_CLASSES
-from ganforge.report import (
-    PALETTE,
-    REPORT_NAME,
-    SMALL_CHART_WIDTH,
-    Interval,
-    Series,
-    html_page,
-    interval_chart,
-    line_chart,
-)
-from ganforge.sampling import TrainedGenerator
+from ganforge.evaluation.evaluator import DIGIT_DATA, FEATURE_METRICS, HIGHER_IS_BETTER, evaluate, resolve_feature_extractor, resolve_metrics, write_results
+from ganforge.evaluation.metrics.classifier import NUM_CLASSES
+from ganforge.report.run_page import PALETTE, REPORT_NAME, SMALL_CHART_WIDTH, Interval, Series, html_page, interval_chart, line_chart
+from ganforge.sampling.generator import TrainedGenerator
 
 SPEC_FILE = "experiment.yaml"  # the spec as run, in OUT; marks OUT as an experiment folder
 RESULTS_FILE = "results.jsonl"
@@ -96,7 +76,7 @@ MAX_NAME_CHARS = 60  # characters of one value in a variant's folder name
 POLL_SECONDS = 0.2  # how often the scheduler looks at its worker processes
 WORKER_CODE = """
 try:
-    from ganforge.experiment import worker_main
+    from ganforge.experiment.core import worker_main
 except KeyboardInterrupt:  # stopped while still importing torch
     raise SystemExit(130)
 worker_main()
@@ -165,7 +145,7 @@ def parse_spec(values: dict[str, Any], source: str = "spec") -> ExperimentSpec:
     known = (*SPEC_KEYS, *config_keys(), "train")
     for raw_key in values:
         if str(raw_key).replace("-", "_") not in known:
-            raise ConfigError(f"{source}: unknown key {_shown(raw_key)}{_suggestion(str(raw_key), known)}")
+            raise ConfigError(f"{source}: unknown key {shown(raw_key)}{_suggestion(str(raw_key), known)}")
     try:
         base = flatten_keys({key: value for key, value in values.items() if key not in SPEC_KEYS})
     except ConfigError as error:
@@ -175,7 +155,7 @@ def parse_spec(values: dict[str, Any], source: str = "spec") -> ExperimentSpec:
                           "such as [0, 1, 2]), not 'seed'")
     description = values.get("description")
     if description is not None and not isinstance(description, str):
-        raise ConfigError(f"{source}: description must be a line of text, got {_shown(description)}")
+        raise ConfigError(f"{source}: description must be a line of text, got {shown(description)}")
     return ExperimentSpec(base, _parse_vary(values.get("vary"), source), _parse_seeds(values.get("seeds"), source),
                           _parse_metrics(values.get("metrics"), source), description, source)
 
@@ -185,7 +165,7 @@ def _parse_vary(raw: Any, source: str) -> dict[str, list[Any]]:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: vary must map config keys to lists of values, "
-                          f"e.g. 'vary: {{loss: [minimax, nonsaturating]}}', got {_shown(raw)}")
+                          f"e.g. 'vary: {{loss: [minimax, nonsaturating]}}', got {shown(raw)}")
     vary: dict[str, list[Any]] = {}
     for raw_key, values in raw.items():
         key = str(raw_key).replace("-", "_")
@@ -196,18 +176,18 @@ def _parse_vary(raw: Any, source: str) -> dict[str, list[Any]]:
             raise ConfigError(f"{source}: vary.{raw_key} is not a config key{_suggestion(key, config_keys())}")
         if not isinstance(values, list):
             raise ConfigError(f"{source}: vary.{key} must be a list of values, e.g. '{key}: [a, b]', "
-                              f"got {_shown(values)}")
+                              f"got {shown(values)}")
         if not values:
             raise ConfigError(f"{source}: vary.{key} is empty: list at least one value")
         slugs: dict[str, Any] = {}
         for value in values:
             if isinstance(value, (dict, list)) or value is None:
-                raise ConfigError(f"{source}: vary.{key} holds {_shown(value)}: each value must be a single "
+                raise ConfigError(f"{source}: vary.{key} holds {shown(value)}: each value must be a single "
                                   "number, word or true/false")
             slug = _slug(value)
             if slug in slugs:
-                same = "twice" if slugs[slug] == value else f"and {_shown(slugs[slug])} (the same folder name)"
-                raise ConfigError(f"{source}: vary.{key} lists {_shown(value)} {same}: list each value once")
+                same = "twice" if slugs[slug] == value else f"and {shown(slugs[slug])} (the same folder name)"
+                raise ConfigError(f"{source}: vary.{key} lists {shown(value)} {same}: list each value once")
             slugs[slug] = value
         vary[key] = values
     return vary
@@ -222,10 +202,10 @@ def _parse_seeds(raw: Any, source: str) -> list[int]:
         return list(range(raw))
     if isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
         if len(set(raw)) != len(raw):
-            raise ConfigError(f"{source}: seeds lists a seed twice ({_shown(raw)}): list each seed once")
+            raise ConfigError(f"{source}: seeds lists a seed twice ({shown(raw)}): list each seed once")
         return list(raw)
     raise ConfigError(f"{source}: seeds must be a count such as 3 or a list of whole numbers such as [0, 1, 2], "
-                      f"got {_shown(raw)}")
+                      f"got {shown(raw)}")
 
 
 def _parse_metrics(raw: Any, source: str) -> list[str] | None:
@@ -234,7 +214,7 @@ def _parse_metrics(raw: Any, source: str) -> list[str] | None:
     names = raw.split(",") if isinstance(raw, str) else raw if isinstance(raw, list) else None
     if names is None or not all(isinstance(name, str) for name in names):
         raise ConfigError(f"{source}: metrics must be a list of metric names such as [modes_covered, reverse_kl], "
-                          f"got {_shown(raw)}")
+                          f"got {shown(raw)}")
     names = [name.strip() for name in names if name.strip()]
     if not names:
         raise ConfigError(f"{source}: metrics is empty: name at least one, or leave it out for all that apply")
@@ -370,10 +350,10 @@ def _train_to_end(run_dir: Path, config: RunConfig) -> bool:
         checkpoint = read_checkpoint(run_dir)
         if checkpoint.step >= _last_step(checkpoint.config):
             return False  # trained before; stopped before its evaluation
-        result = training.resume(run_dir, show_progress=False)
+        result = training.resume(run_dir, show_progress=False, hooks=[PeriodicEvaluation.for_run])
     else:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a best.json from an attempt with no checkpoint
-        result = training.train(config, run_dir, show_progress=False)
+        result = training.train(config, run_dir, show_progress=False, hooks=[PeriodicEvaluation.for_run])
     return result.stopped_by is not None
 
 
@@ -383,7 +363,7 @@ def _last_step(config: RunConfig) -> int:
         return config.train.steps
     data = load_data(config.data, config.model.image_size, config.model.channels, config.train.seed,
                      torch.device("cpu"))
-    return training.total_steps(config, data)
+    return total_steps(config, data)
 
 
 def _evaluate(run_dir: Path, config: RunConfig, metrics: list[str]) -> dict[str, Any]:
@@ -559,7 +539,7 @@ def _first_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     flat_new = {**new, **new["settings"]}
     for key in dict.fromkeys([*flat_new, *flat_old]):
         if key not in ("settings", "config", "values") and flat_old.get(key) != flat_new.get(key):
-            return f"{key} {_shown(flat_old.get(key))}, now {_shown(flat_new.get(key))}"
+            return f"{key} {shown(flat_old.get(key))}, now {shown(flat_new.get(key))}"
     return "a different plan"
 
 

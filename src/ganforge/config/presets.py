@@ -1,0 +1,37 @@
+"""Named presets: the values that keys left unset take, in one table each."""
+
+from __future__ import annotations
+
+# Per model, the training values of keys left unset: the seed models use DCGAN's
+# Adam settings; the 2-D toy needs larger batches, a faster rate and more steps
+# to cover every mode of ring8 (steps apply only when --epochs is not given).
+TRAINING_PRESETS: dict[str, dict[str, int | float]] = {
+    "mlp": {"steps": 2000, "batch_size": 64, "lr_d": 2e-4, "lr_g": 2e-4},
+    "dcgan": {"steps": 2000, "batch_size": 64, "lr_d": 2e-4, "lr_g": 2e-4},
+    "toy": {"steps": 3000, "batch_size": 512, "lr_d": 1e-3, "lr_g": 1e-3},
+}
+# Per loss, the algorithm keys left unset: WGAN-GP's critic trains 5 times per G step with Adam(0, 0.9)
+# (Gulrajani et al. 2017, Algorithm 1); the other losses use the lectures' k = 1 and DCGAN's Adam(0.5, 0.999).
+LOSS_PRESETS: dict[str, dict[str, int | float]] = {
+    "wgan-gp": {"d_steps": 5, "beta1": 0.0, "beta2": 0.9},
+}
+DEFAULT_ALGORITHM: dict[str, int | float] = {"d_steps": 1, "beta1": 0.5, "beta2": 0.999}
+# Per model family, the latent size and base width left unset: the lecture's 50/32 for DCGAN at 28x28,
+# DCGAN's 100/64 at the other sizes; the lectures' MLP sizes; a 2-D latent for the 2-D toy.
+MODEL_PRESETS: dict[str, dict[int | None, dict[str, int]]] = {
+    "mlp": {None: {"z_dim": 100, "width": 256}},
+    "dcgan": {28: {"z_dim": 50, "width": 32}, None: {"z_dim": 100, "width": 64}},
+    "toy": {None: {"z_dim": 2, "width": 128}},
+}
+DCGAN_SIZES = (28, 32, 64, 128)  # image sizes with a DCGAN layer table
+
+# Each random stream of a run is seeded with the run's seed plus its own offset, so the streams are independent.
+DATA_SEED_OFFSET = 1  # the order and draws of the real data
+PREVIEW_SEED_OFFSET = 2  # the fixed noise of the preview grids
+AUGMENT_SEED_OFFSET = 3  # DiffAugment's transforms
+
+
+def model_preset(model: str, image_size: int | None) -> dict[str, int]:
+    """The latent size and base width a model family takes at an image size when they are not set."""
+    table = MODEL_PRESETS[model]
+    return table.get(image_size, table[None])

@@ -1,0 +1,109 @@
+"""Checks of a config's values: what cannot work is refused with the value and the fix."""
+
+from __future__ import annotations
+
+import math
+
+from ganforge.config.schema import (
+    AUGMENTATIONS,
+    D_LOSS_REDUCTIONS,
+    D_NORMS,
+    DEVICES,
+    KEY_TO_SECTION,
+    LOSSES,
+    MODELS,
+    ON_NAN,
+    ORDERS,
+    PRECISIONS,
+    RunConfig,
+)
+from ganforge.errors import ConfigError, shown
+
+# Generous ceilings: past them a run exhausts memory or never ends before it can say anything useful.
+UPPER_LIMITS: dict[str, tuple[int, str]] = {  # key -> (largest value, a usual one)
+    "image_size": (1024, "64"),
+    "width": (4096, "64"),
+    "z_dim": (65536, "100"),
+    "batch_size": (65536, "64"),
+    "steps": (10**9, "2000"),
+    "epochs": (10**6, "25"),
+    "d_steps": (1000, "1"),
+    "g_steps": (1000, "1"),
+    "num_classes": (100_000, "10"),
+}
+SEED_RANGE = (-(2**63), 2**63 - 1)  # what torch.Generator.manual_seed takes, with room for the seed offsets
+
+
+def validate(config: RunConfig) -> None:
+    """Reject values that cannot work, naming the value and the fix."""
+    model, train = config.model, config.train
+    for key in ("data", "data_root"):
+        path = getattr(config.data, key)
+        if path is not None and "\0" in path:
+            raise ConfigError(f"{key} {shown(path)} contains a NUL character, which no path can hold: fix the path")
+    _choice("model", model.model, MODELS)
+    _choice("loss", train.loss, LOSSES)
+    _choice("order", train.order, ORDERS)
+    _choice("d_loss_reduction", train.d_loss_reduction, D_LOSS_REDUCTIONS)
+    _choice("device", train.device, DEVICES)
+    _choice("on_nan", train.on_nan, ON_NAN)
+    _choice("precision", train.precision, PRECISIONS)
+    if model.d_norm is not None:
+        _choice("d_norm", model.d_norm, D_NORMS)
+    for part in train.diffaug_policy.split(","):
+        _choice("diffaug_policy part", part.strip(), AUGMENTATIONS)
+    if train.ema is not None and not 0 < train.ema < 1:
+        raise ConfigError(f"ema is the decay of G's moving average and must lie in (0, 1), got {train.ema} "
+                          "(e.g. 0.999)")
+    if model.model == "toy" and (model.conditional or train.diffaug):
+        what = "--conditional" if model.conditional else "--diffaug"
+        raise ConfigError(f"{what} works on labelled images; the toy model learns unlabelled 2-D points: "
+                          "use --model dcgan or mlp")
+    if model.num_classes is not None:
+        _at_least("num_classes", model.num_classes, 2)
+    for key in ("batch_size", "d_steps", "g_steps", "log_every"):
+        if getattr(train, key) is not None:
+            _at_least(key, getattr(train, key), 1)
+    for key in ("sample_every", "checkpoint_every", "keep_checkpoints", "max_rollbacks", "eval_every"):
+        _at_least(key, getattr(train, key), 0)
+    for key in ("image_size", "channels", "z_dim", "width"):
+        value = getattr(model, key)
+        if value is not None:
+            _at_least(key, value, 1)
+    if model.channels is not None and model.channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {shown(model.channels)}")
+    if train.steps is not None and train.epochs is not None:
+        raise ConfigError("give either --steps or --epochs, not both")
+    if train.steps is not None:
+        _at_least("steps", train.steps, 1)
+    if train.epochs is not None and not (train.epochs > 0 and math.isfinite(train.epochs)):
+        raise ConfigError(f"epochs must be a positive number, got {train.epochs}")
+    for key in ("lr_d", "lr_g"):
+        value = getattr(train, key)
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{key} must be a positive number, got {value}")
+    for key in ("beta1", "beta2"):
+        value = getattr(train, key)
+        if value is not None and not 0 <= value < 1:
+            raise ConfigError(f"{key} must lie in [0, 1), got {value}")
+    for key, (limit, usual) in UPPER_LIMITS.items():
+        value = getattr(getattr(config, KEY_TO_SECTION[key]), key)
+        if value is not None and value > limit:
+            raise ConfigError(
+                f"{key} {shown(value)} is above the limit of {limit:,}: use at most {limit:,} (e.g. {usual})"
+            )
+    if not SEED_RANGE[0] <= train.seed <= SEED_RANGE[1]:
+        raise ConfigError(
+            f"seed {shown(train.seed)} does not fit in 64 bits: use a whole number from -2**63 to 2**63 - 1"
+        )
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} {shown(value)} is not one of {', '.join(allowed)}")
+
+
+def _at_least(key: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ConfigError(f"{key} must be at least {minimum}, got {shown(value)}")
+

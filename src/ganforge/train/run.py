@@ -1,0 +1,112 @@
+"""Start a new run or resume one: read the data, resolve the config, build the trainer, and fit.
+
+``hooks`` are made for the run once its trainer exists (see :mod:`ganforge.train.loop`); the Python
+API hands in the periodic evaluation this way, so training never imports the evaluation code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganforge.config.io import to_yaml
+from ganforge.config.resolve import check_model_fits_data, resolve_config, total_steps
+from ganforge.config.schema import RunConfig, apply_overrides
+from ganforge.config.validate import validate
+from ganforge.data import TensorData, builtin_kind, load_data
+from ganforge.errors import ConfigError, GanforgeError
+from ganforge.runs.checkpoint import Checkpoint, list_checkpoints, read_checkpoint
+from ganforge.runs.files import write_text_atomically
+from ganforge.runs.metrics_log import CONFIG_FILE, METRICS_FILE, forget_rows_after
+from ganforge.train import distributed
+from ganforge.train.loop import HookFactory, TrainResult, fit
+from ganforge.train.placement import cpu_has_native_bf16, resolve_device
+from ganforge.train.trainer import Trainer
+
+
+def train(config: RunConfig, out: Path | str, *, show_progress: bool = True,
+          hooks: Sequence[HookFactory] = ()) -> TrainResult:
+    """Train a GAN from scratch and write the run folder ``out``.
+
+    The folder receives ``config.yaml``, ``metrics.jsonl``, ``samples/step_N.png``
+    (a fixed-noise grid every ``sample_every`` steps) and ``checkpoints/step_N/``.
+    A folder that already holds checkpoints is refused, never overwritten.
+    """
+    run_dir = Path(out)
+    if list_checkpoints(run_dir):
+        raise ConfigError(
+            f"{run_dir} already holds a run with checkpoints: continue it with --resume {run_dir}, "
+            "or choose a new --out folder"
+        )
+    if distributed.is_main():
+        (run_dir / METRICS_FILE).unlink(missing_ok=True)
+    return _start(config, run_dir, resume_from=None, show_progress=show_progress, hooks=hooks)
+
+
+def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show_progress: bool = True,
+           hooks: Sequence[HookFactory] = ()) -> TrainResult:
+    """Continue a run from its latest checkpoint, exactly as if it had never stopped.
+
+    ``overrides`` may change training keys (most often ``steps``, the new total);
+    model and data keys must equal the run's own.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise GanforgeError(f"cannot resume {run_dir}: it does not exist (pass the --out folder of an earlier run)")
+    checkpoint = read_checkpoint(run_dir)
+    saved = checkpoint.config
+    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    for section in ("model", "data"):
+        for key, saved_value in dataclasses.asdict(getattr(saved, section)).items():
+            if key in overrides and overrides[key] != saved_value:
+                raise ConfigError(
+                    f"--resume {run_dir}: {key} {overrides[key]!r} differs from the run's {saved_value!r}; "
+                    "a run resumes with its own model and data (start a new run with a new --out)"
+                )
+    config = apply_overrides(saved, overrides)
+    if "steps" in overrides:
+        config.train.epochs = None
+    return _start(config, run_dir, resume_from=checkpoint, show_progress=show_progress, hooks=hooks)
+
+
+def _start(config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None, show_progress: bool,
+           hooks: Sequence[HookFactory]) -> TrainResult:
+    validate(config)
+    # One process, or one of torchrun's: then a process group for the run and this process's device.
+    with distributed.session(resolve_device(config.train.device)) as device:
+        return _start_on(device, config, run_dir, resume_from=resume_from, show_progress=show_progress,
+                         hooks=hooks)
+
+
+def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None,
+              show_progress: bool, hooks: Sequence[HookFactory]) -> TrainResult:
+    if config.train.precision == "fp16" and device.type != "cuda":
+        raise ConfigError("--precision fp16 needs a CUDA GPU (its loss scaling is for GPUs): use --precision bf16 on CPU")
+    if config.train.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        logging.getLogger("ganforge").warning(
+            "this CPU has no native bf16 arithmetic (AVX-512 BF16 or AMX): --precision bf16 will run much slower "
+            "than fp32 here; use --precision fp32")
+    check_model_fits_data(config.model.model, builtin_kind(config.data.data), config.data.data)
+    with distributed.local_main_first():  # a download happens once per machine, not once per process
+        data = load_data(config.data, config.model.image_size, config.model.channels, config.train.seed, device)
+    data.shard(distributed.rank(), distributed.world_size())  # before total_steps: an epoch is of global batches
+    config = resolve_config(config, data)
+    steps = total_steps(config, data)
+    trainer = Trainer(config, data, device)
+    if resume_from is not None:
+        trainer.restore(resume_from)
+        if trainer.step >= steps:
+            raise ConfigError(f"{run_dir} is already at step {trainer.step}: pass --steps larger than {trainer.step}")
+    distributed.require_same({"the steps to train": steps, "the step to start from": trainer.step,
+                              "the real samples": len(data) if isinstance(data, TensorData) else 0})
+    if distributed.is_main():  # the run folder is rank 0's to write
+        if resume_from is not None:
+            forget_rows_after(run_dir / METRICS_FILE, trainer.step)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(run_dir / CONFIG_FILE, to_yaml(config))
+    return fit(trainer, run_dir, steps, hooks=hooks, show_progress=show_progress)

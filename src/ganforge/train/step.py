@@ -1,0 +1,83 @@
+"""One step of the lectures' algorithm (SPEC.md sections 1-2): k updates of D, then g updates of G.
+
+Each D update takes a fresh real batch and fresh noise and descends D's loss (for the seed losses,
+-(E[log D(x)] + E[log(1 - D(G(z)))])); each G update takes fresh noise and descends G's loss through a
+frozen D. Two Adam optimizers, each owning only its network's parameters, so one phase never moves
+the other network. ``--order g-first`` swaps the phases.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from ganforge.algorithm.penalties import gradient_penalty
+
+if TYPE_CHECKING:
+    from ganforge.train.trainer import Trainer
+
+
+def train_step(trainer: Trainer) -> None:
+    """One iteration of the algorithm: the two phases in the configured order."""
+    trainer.step += 1
+    if trainer.config.train.order == "d-first":
+        discriminator_phase(trainer, trainer.step)
+        generator_phase(trainer, trainer.step)
+    else:
+        generator_phase(trainer, trainer.step)
+        discriminator_phase(trainer, trainer.step)
+
+
+def discriminator_phase(trainer: Trainer, step: int) -> None:
+    """k updates of D: real batch -> "real", G(fresh noise) -> "fake" by the loss's targets; G is not updated."""
+    batch_size = trainer.config.train.batch_size
+    for _ in range(trainer.config.train.d_steps):
+        real, real_labels = trainer.real_batch()
+        fake_labels = trainer.sample_labels(batch_size)
+        with torch.no_grad(), trainer.autocast():
+            fake = trainer.run_generator(trainer.sample_noise(batch_size), fake_labels)
+        real_scores, fake_scores = trainer.judge_both(real, fake, real_labels, fake_labels)
+        loss = trainer.loss.discriminator(real_scores, fake_scores, trainer.d_loss_reduction)
+        statistics = {}
+        if trainer.loss.gradient_penalty:
+            penalty = gradient_penalty(lambda between: trainer.judge(between, real_labels), real, fake, trainer.noise)
+            loss = loss + penalty
+            statistics["gradient_penalty"] = penalty
+        trainer.opt_d.zero_grad(set_to_none=True)
+        trainer.scaler_d.scale(loss).backward()
+        trainer.scaler_d.unscale_(trainer.opt_d)
+        if trainer.loss.outputs_probability:
+            real_scores, fake_scores = torch.sigmoid(real_scores), torch.sigmoid(fake_scores)
+        trainer.meter.add(step, d_loss=loss, d_real=real_scores.mean(), d_fake=fake_scores.mean(),
+                          d_grad_norm=gradient_norm(trainer.discriminator), **statistics)
+        trainer.scaler_d.step(trainer.opt_d)
+        trainer.scaler_d.update()
+
+
+def generator_phase(trainer: Trainer, step: int) -> None:
+    """g updates of G through a frozen D (D's parameters get no gradient and do not move)."""
+    batch_size = trainer.config.train.batch_size
+    trainer.discriminator.requires_grad_(False)
+    try:
+        for _ in range(trainer.config.train.g_steps):
+            labels = trainer.sample_labels(batch_size)
+            with trainer.autocast():
+                fake = trainer.run_generator(trainer.sample_noise(batch_size), labels)
+            loss = trainer.loss.generator(trainer.judge(fake, labels, trainer.frozen_discriminator))
+            trainer.opt_g.zero_grad(set_to_none=True)
+            trainer.scaler_g.scale(loss).backward()
+            trainer.scaler_g.unscale_(trainer.opt_g)
+            trainer.meter.add(step, g_loss=loss, g_grad_norm=gradient_norm(trainer.generator))
+            trainer.scaler_g.step(trainer.opt_g)
+            trainer.scaler_g.update()
+            if trainer.generator_ema is not None:
+                trainer.generator_ema.update_parameters(trainer.generator)
+    finally:
+        trainer.discriminator.requires_grad_(True)
+
+
+def gradient_norm(network: torch.nn.Module) -> Tensor:
+    """The L2 norm of all of a network's gradients, as a device scalar (no host sync)."""
+    return torch.nn.utils.get_total_norm([p.grad for p in network.parameters() if p.grad is not None])
