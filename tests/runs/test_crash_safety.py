@@ -35,7 +35,7 @@ import ganforge
 from ganforge.runs.checkpoint import CHECKPOINT_FILES, TENSOR_FILES, Checkpoint, find_checkpoint, list_checkpoints, read_checkpoint
 from ganforge.errors import CheckpointError
 
-SOURCE = Path(__file__).resolve().parents[1] / "src" / "ganforge"
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "ganforge"
 VICTIM_FLAGS = ["--model", "toy", "--data", "ring8", "--width", "16", "--batch-size", "32", "--checkpoint-every", "1",
                 "--keep-checkpoints", "2", "--sample-every", "0", "--log-every", "1", "--no-tensorboard", "--quiet"]
 TINY_RUN = {"model": "toy", "data": "ring8", "width": 16, "batch_size": 32, "log_every": 1, "sample_every": 0,
