@@ -1,10 +1,10 @@
 # make demo: set up .venv (torch 2.13.0 CPU wheel first, then ganforge) and train DCGAN on the embedded digits.
-# make test: the test suite (what CI runs).
+# make test: the whole test suite (what CI runs); make test-fast: without the tests marked slow.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,9 @@ demo: setup
 
 test: setup
 	$(PYTHON) -m pytest -q
+
+test-fast: setup
+	$(PYTHON) -m pytest -q -m 'not slow'
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -218,6 +218,7 @@ def test_tensorflow_resize_samples_at_i_times_in_over_out():
     assert torch.equal(resize_bilinear_tf1(x, 2), x)
 
 
+@pytest.mark.slow
 def test_the_inception_network_gives_2048_features_and_round_trips_its_weights(tmp_path):
     torch.manual_seed(0)
     network = InceptionV3FID()  # random weights: the code path without the 91 MB download

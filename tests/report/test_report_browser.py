@@ -2,9 +2,9 @@
 
 Chromium is driven through the DevTools protocol over a pipe (``--remote-debugging-pipe``:
 JSON messages on file descriptors 3 and 4), so no websocket library, selenium or
-playwright is needed. Where no Chromium is installed, the session installs Debian's
-``chromium`` package once (needs root and apt-get), or skips these tests saying why.
-Set GANFORGE_CHROMIUM to use another Chromium or Chrome binary.
+playwright is needed. The tests install nothing: where no Chromium is found they skip, saying
+why (CI's ``.ci/run`` installs Debian's ``chromium`` first). Set GANFORGE_CHROMIUM to use another
+Chromium or Chrome binary.
 
 ``python tests/test_report_browser.py REPORT.html SHOT.png`` writes a full-page screenshot
 (how docs/images/report.png was made).
@@ -28,7 +28,6 @@ from typing import Any, Callable
 import pytest
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-INSTALL_TIMEOUT_S = 900  # apt-get install chromium downloads about 100 MB with its libraries
 PAGE_TIMEOUT_S = 60  # launching Chromium, loading and probing one page
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--no-default-browser-check",
@@ -53,9 +52,7 @@ PROBE = """(async () => {
 })()"""
 
 
-# --------------------------------------------------------------------------- finding or installing Chromium
-
-_install_outcome: dict[str, str | None] = {}  # once per session: {"path": ..., "reason": ...}
+# --------------------------------------------------------------------------- finding Chromium
 
 
 def find_chromium() -> str | None:
@@ -63,45 +60,13 @@ def find_chromium() -> str | None:
 
 
 def chromium_or_reason() -> tuple[str | None, str | None]:
-    """(path, None) with Chromium present or installed now; (None, why not) otherwise. Tries once per session."""
-    if not _install_outcome:
-        chosen = os.environ.get("GANFORGE_CHROMIUM")
-        if chosen:
-            path = shutil.which(chosen)
-            reason = None if path else f"GANFORGE_CHROMIUM={chosen} is not an executable file"
-        else:
-            path, reason = find_chromium(), None
-            if path is None:
-                path, reason = _install_chromium()
-        _install_outcome.update(path=path, reason=reason)
-    return _install_outcome["path"], _install_outcome["reason"]
-
-
-def _install_chromium() -> tuple[str | None, str | None]:
-    if shutil.which("apt-get") is None:
-        return None, "Chromium is not installed and there is no apt-get to install it (set GANFORGE_CHROMIUM)"
-    if os.geteuid() != 0:
-        return None, "Chromium is not installed and installing it needs root: sudo apt-get install chromium"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    wait_for_lock = ["-o", "DPkg::Lock::Timeout=120"]  # another apt-get may be running
-    install = ["apt-get", *wait_for_lock, "install", "-y", "--no-install-recommends", "chromium"]
-    update = ["apt-get", *wait_for_lock, "update"]
-    started = time.monotonic()
-    result = None
-    for commands in ([install], [update, install]):  # the package lists may be missing or stale
-        try:
-            for command in commands:
-                left = INSTALL_TIMEOUT_S - (time.monotonic() - started)
-                result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=max(left, 1))
-                if result.returncode:
-                    break
-        except subprocess.TimeoutExpired:
-            return None, f"installing Chromium took over {INSTALL_TIMEOUT_S} s (apt-get install chromium)"
-        if result is not None and result.returncode == 0 and find_chromium():
-            return find_chromium(), None
-    assert result is not None
-    last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-    return None, f"Chromium could not be installed: {' '.join(result.args)} exited {result.returncode}: {last_line}"
+    """(path, None) where a Chromium is found; (None, why not) otherwise."""
+    chosen = os.environ.get("GANFORGE_CHROMIUM")
+    if chosen:
+        path = shutil.which(chosen)
+        return path, None if path else f"GANFORGE_CHROMIUM={chosen} is not an executable file"
+    path = find_chromium()
+    return path, None if path else "no Chromium found: install Debian's chromium (as .ci/run does) or set GANFORGE_CHROMIUM"
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,8 @@ from ganforge.data import MixtureData, TensorData, load_data
 from ganforge.data.mixtures import mixture_modes, sample_mixture
 from ganforge.errors import ConfigError, DataError, DistributedError
 
+pytestmark = pytest.mark.slow  # each test starts torchrun processes
+
 WORKER = Path(__file__).with_name("distributed_worker.py")
 CPU = torch.device("cpu")
 STEPS = 4

@@ -111,6 +111,7 @@ def test_conditional_needs_labelled_data(tmp_path, tiny_toy):
                        **{**TINY_DCGAN, "data": str(folder), "batch_size": 2})
 
 
+@pytest.mark.slow
 def test_conditional_dcgan_generates_the_requested_digit(tmp_path, digit_classifier):
     run = tmp_path / "conditional"
     ganforge.train(out=run, model="dcgan", data="digits", conditional=True, steps=200, width=16, batch_size=32,

@@ -309,6 +309,7 @@ def test_fp16_needs_a_gpu(tmp_path, tiny_toy):
         ganforge.train(out=tmp_path / "run", steps=2, precision="fp16", device="cpu", show_progress=False, **tiny_toy)
 
 
+@pytest.mark.slow
 def test_compiled_networks_compute_the_same_losses_and_save_plain_weights(tmp_path, tiny_toy):
     keys = {**tiny_toy, "log_every": 1}
     compiled = ganforge.train(out=tmp_path / "compiled", steps=1, compile=True, show_progress=False, **keys)

@@ -243,6 +243,7 @@ def kill_and_resume(run: Path, rng: random.Random, kills: int, launcher: Launche
     return left_behind
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_always_leaves_a_resumable_checkpoint(tmp_path, launcher, capsys):
     """Victims save every step and are killed at random; two runs at a time, so that both cores work."""
     with ThreadPoolExecutor(CHAINS) as pool:
@@ -491,6 +492,7 @@ def test_no_torch_load_without_weights_only_in_the_package():
         assert not re.search(r"\bpickle\.loads?\(|allow_pickle\s*=\s*True", text), path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_signal_ends_the_step_saves_and_says_how_to_resume(tmp_path, signum):
     run = tmp_path / "run"
