@@ -115,3 +115,8 @@ def default_d_norm(config: ModelConfig, loss: str | None = None) -> str:
     if config.spectral_norm:
         return "none"
     return "layer" if loss == "wgan-gp" else "batch"
+
+
+def learns_points(config: RunConfig) -> bool:
+    """Whether a run learns 2-D points rather than images: the toy model's runs (resolution checks its data)."""
+    return config.model.model == "toy"

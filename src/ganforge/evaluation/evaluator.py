@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ganforge.config.resolve import learns_points
 from ganforge.config.schema import RunConfig
 from ganforge.data import MIXTURES, TensorData, data_cache as default_data_cache, load_data
 from ganforge.data.digits import STACKED_DIGITS_MODES, stacked_mode_ids
@@ -83,14 +84,10 @@ class Analysis:
     mode_ids: list[Tensor] = field(default_factory=list)  # (B,) stacked-digit modes 0..999
 
 
-def _is_points(config: RunConfig) -> bool:
-    return config.model.model == "toy" or config.data.data in MIXTURES
-
-
 def available_metrics(config: RunConfig) -> list[str]:
     """The metrics a run can be evaluated with (by any feature extractor); the default set of :func:`evaluate`."""
     data = config.data.data
-    if _is_points(config):
+    if learns_points(config):
         return list(MIXTURE_METRICS) if data in MIXTURES else []
     if data == "digits":
         return [*FEATURE_METRICS, *CLASS_METRICS]
@@ -111,7 +108,7 @@ def resolve_feature_extractor(config: RunConfig, feature_extractor: str) -> str:
 def resolve_metrics(config: RunConfig, metrics: Sequence[str] | str | None) -> list[str]:
     """The requested metrics (None = all available; a string may list them with commas), checked against the run."""
     available = available_metrics(config)
-    kind = f"this run generates 2-D points ({config.data.data})" if _is_points(config) else \
+    kind = f"this run generates 2-D points ({config.data.data})" if learns_points(config) else \
         f"this run generates images ({config.data.data})"
     if metrics is None:
         if not available:
@@ -213,7 +210,7 @@ class Evaluator:
         self.device = torch.device(device)
         self._floors: Results | None = None
         self._real: Analysis | None = None
-        self.points = _is_points(config)
+        self.points = learns_points(config)
         self.stacked = config.data.data == "stacked-digits"
         self.metric_device = self.device  # features stay where they were made: on a GPU the metrics run there too
         self.feature_names = [m for m in self.metrics if m in FEATURE_METRICS]

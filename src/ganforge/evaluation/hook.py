@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ganforge.config.resolve import learns_points
 from ganforge.errors import ConfigError
 from ganforge.evaluation.evaluator import HIGHER_IS_BETTER, Evaluator, write_results
 from ganforge.runs.files import write_text_atomically
@@ -32,7 +33,7 @@ class PeriodicEvaluation:
         self.run_dir = run_dir
         self.evaluator = Evaluator(trainer.config, train.eval_metrics, train.eval_samples, train.feature_extractor,
                                    seed=train.seed, device=trainer.device)
-        self.metric = train.best_metric or ("reverse_kl" if trainer.data.kind == "points" else "fid")
+        self.metric = train.best_metric or ("reverse_kl" if learns_points(trainer.config) else "fid")
         if self.metric not in HIGHER_IS_BETTER:
             raise ConfigError(f"best_metric '{self.metric}' is not a metric: use one of {', '.join(HIGHER_IS_BETTER)}")
         self.higher_is_better = HIGHER_IS_BETTER[self.metric]

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ganforge.algorithm.labels import balanced_labels
+from ganforge.config.resolve import learns_points
 from ganforge.config.schema import RunConfig
 from ganforge.data import MIXTURES, mixture_modes
 from ganforge.errors import GanforgeError
@@ -44,7 +45,7 @@ class TrainedGenerator:
 
     @property
     def is_points(self) -> bool:
-        return self.config.model.model == "toy"
+        return learns_points(self.config)
 
     @property
     def num_classes(self) -> int | None:
