@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from ganforge.config.schema import RunConfig
 from ganforge.errors import CheckpointError, ConfigError
+from ganforge.runs.files import other_process_alive
 
 FORMAT_VERSION = 1
 EMA_SECTION = "generator_ema"  # section of training.safetensors holding G's moving average (--ema)
@@ -357,20 +358,8 @@ def _remove_stale_temporaries(folder: Path) -> None:
     """Delete the temporary folders of saves and deletions whose process is gone (killed mid-save)."""
     for entry in folder.iterdir():
         match = _TEMPORARY_FOLDER.match(entry.name)
-        if match and entry.is_dir() and not _is_other_live_process(int(match.group(1))):
+        if match and entry.is_dir() and not other_process_alive(int(match.group(1))):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _is_other_live_process(pid: int) -> bool:
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    return True
 
 
 def _move_aside(checkpoint: Path) -> Path:
