@@ -1,8 +1,9 @@
 """The package layout keeps its imports one way: a lower layer never imports a higher one.
 
-Layers, highest first: cli -> api -> {experiment, report} -> evaluation -> sampling -> train ->
-{runs, algorithm, models, data} -> config -> errors. Packages on one layer do not import each other.
-Every import counts, at module level or inside a function.
+Layers, highest first: cli -> api -> report -> experiment -> evaluation -> sampling -> train ->
+{runs, algorithm, models, data} -> config -> errors. Packages on one layer do not import each other;
+report draws experiment's summaries, and experiment never imports report. Every import counts, at
+module level or inside a function.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "ganforge"
 LAYERS: list[set[str]] = [
     {"cli"},
     {"api"},
-    {"experiment", "report"},
+    {"report"},
+    {"experiment"},
     {"evaluation"},
     {"sampling"},
     {"train"},

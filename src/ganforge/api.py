@@ -10,7 +10,7 @@ CLI is a thin layer over these functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +23,9 @@ from ganforge.train import run as training
 from ganforge.train.loop import TrainResult
 
 if TYPE_CHECKING:
-    from ganforge.experiment.core import ExperimentResult
+    from ganforge.experiment.scheduler import ExperimentResult
 
-__all__ = ["TrainResult", "TrainedGenerator", "load", "resume", "run_experiment", "train", "write_samples"]
+__all__ = ["TrainResult", "TrainedGenerator", "load", "resume", "run_experiment", "train", "write_report", "write_samples"]
 
 
 def train(out: str | Path, *, config: RunConfig | str | Path | None = None, show_progress: bool = True,
@@ -63,6 +63,22 @@ def run_experiment(spec: str | Path | Mapping[str, Any], out: str | Path, *, job
     ``spec`` is a YAML file (or its contents as a mapping): config keys, ``vary: {key: [values]}`` and
     ``seeds: 3``; see :mod:`ganforge.experiment`. ``jobs`` runs train at once, ``threads`` torch threads each.
     """
-    from ganforge.experiment import core as experiment  # imported when used: it pulls in evaluation and the report
+    from ganforge.experiment import scheduler as experiment  # imported when used: it pulls in evaluation
 
     return experiment.run_experiment(spec, out, jobs=jobs, threads=threads, show_progress=show_progress)
+
+
+def write_report(runs: Sequence[str | Path], out: str | Path | None = None) -> Path:
+    """Write the HTML page of one run, a comparison of several, or of one experiment folder, and return its path.
+
+    ``out`` defaults to ``RUN/report.html`` for one run or an experiment, and to ``comparison.html`` in the
+    first run's folder for several; an existing folder as ``out`` receives ``report.html``.
+    """
+    from ganforge.experiment.folder import is_experiment  # imported when used: the pages are not light
+    from ganforge.report.experiment_page import write_experiment_report
+    from ganforge.report.run_page import write_report as write_run_report
+
+    paths = [Path(run) for run in runs]
+    if len(paths) == 1 and is_experiment(paths[0]):
+        return write_experiment_report(paths[0], out)
+    return write_run_report(paths, out)

@@ -15,11 +15,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ganforge.experiment import core as experiment
+from ganforge.api import write_report
 from ganforge.cli import app
 from ganforge.errors import ConfigError, GanforgeError
-from ganforge.experiment.core import load_spec, parse_spec, plan_runs, run_experiment, spread
-from ganforge.report.run_page import write_report
+from ganforge.experiment import scheduler
+from ganforge.experiment.plan import plan_runs
+from ganforge.experiment.scheduler import run_experiment
+from ganforge.experiment.spec import load_spec, parse_spec
+from ganforge.experiment.summary import spread
 
 from conftest import TINY_TOY
 
@@ -193,7 +196,7 @@ def test_a_rerun_after_an_interruption_redoes_no_finished_run_and_resumes_the_re
 
 def test_a_stop_between_runs_keeps_the_finished_ones_and_the_same_call_continues(tmp_path, monkeypatch):
     calls = []
-    real_run_one = experiment.run_one
+    real_run_one = scheduler.run_one
 
     def stopped_after_three(run_dir: Path) -> dict:
         calls.append(run_dir)
@@ -201,7 +204,7 @@ def test_a_stop_between_runs_keeps_the_finished_ones_and_the_same_call_continues
             raise KeyboardInterrupt  # Ctrl-C between two runs
         return real_run_one(run_dir)
 
-    monkeypatch.setattr(experiment, "run_one", stopped_after_three)
+    monkeypatch.setattr(scheduler, "run_one", stopped_after_three)
     out = tmp_path / "out"
     first = run_experiment(SPEC, out, jobs=1, threads=1, show_progress=False)
     assert (first.completed, first.stopped) == (3, True)
@@ -209,7 +212,7 @@ def test_a_stop_between_runs_keeps_the_finished_ones_and_the_same_call_continues
     assert "3 of 8 runs done" in (out / "table.md").read_text()
     times = result_times(out)
 
-    monkeypatch.setattr(experiment, "run_one", real_run_one)
+    monkeypatch.setattr(scheduler, "run_one", real_run_one)
     second = run_experiment(SPEC, out, jobs=1, threads=1, show_progress=False)
     assert (second.already_done, second.completed, second.stopped) == (3, 5, False)
     assert {run: t for run, t in result_times(out).items() if run in times} == times

@@ -21,7 +21,9 @@ from ganforge.train.diagnostics import COLLAPSE_FRACTION, SIGN_MIN_ROWS, SIGN_MI
 from ganforge.runs.metrics_log import read_metrics, training_history
 from ganforge.errors import GanforgeError
 from ganforge.runs.pictures import scatter_plot
-from ganforge.report.run_page import SECTIONS, Series, line_chart, nice_ticks, timeline_frames, write_report
+from ganforge.report.page import html_page, style_sheet
+from ganforge.report.run_page import SECTIONS, timeline_frames, write_report
+from ganforge.report.svg import Series, line_chart, nice_ticks
 
 TINY_IMAGE_RUN = {"model": "dcgan", "data": "digits", "image_size": 28, "width": 4, "batch_size": 8, "steps": 20,
                   "log_every": 5, "sample_every": 5, "checkpoint_every": 0, "tensorboard": False, "seed": 0}
@@ -163,6 +165,13 @@ def test_timeline_keeps_first_and_last_of_many_grids() -> None:
     grids = [(step, Path(f"step_{step}.png")) for step in range(0, 1000, 10)]
     shown = timeline_frames(grids, limit=12)
     assert len(shown) == 12 and shown[0] == grids[0] and shown[-1] == grids[-1]
+
+
+def test_the_style_sheet_ships_with_the_package_and_is_inlined() -> None:
+    css = style_sheet()
+    assert "svg.chart" in css and css.endswith("\n")
+    page = html_page("t", "", [("a", "A", "<p>body</p>")])
+    assert f"<style>\n{css}</style>" in page and "<link" not in page, "the page needs no other file"
 
 
 # --------------------------------------------------------------------------- the animation
