@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ganforge import api
-from ganforge.train import distributed
+from ganforge.config.help import default_text, describe_channels_text, loss_preset_text
 from ganforge.config.schema import D_LOSS_REDUCTIONS, D_NORMS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, PRECISIONS, RunConfig, apply_overrides, flatten_keys
-from ganforge.config.io import load_yaml
-from ganforge.report.animate import animate as make_animation
-from ganforge.runs.checkpoint import find_checkpoint, list_checkpoints, read_checkpoint
-from ganforge.report.compare import compare_runs
-from ganforge.models.describe import describe as describe_model
-from ganforge.train.diagnostics import failure_signs
-from ganforge.runs.metrics_log import read_metrics
 from ganforge.errors import GanforgeError
-from ganforge.report.run_page import write_report
 
 app = typer.Typer(
     help="Train Generative Adversarial Networks (MLP GAN, DCGAN, 2-D toys) and sample from them.",
@@ -52,55 +45,60 @@ PrecisionName = Literal[PRECISIONS]  # type: ignore[valid-type]
 DNormName = Literal[D_NORMS]  # type: ignore[valid-type]
 
 
+def _default(key: str) -> str:
+    """The help's `[default: ...]` of a config key, computed from the schema and the presets."""
+    return f"\\[default: {default_text(key)}]"
+
+
 @app.command(no_args_is_help=True)
 def train(
     out: Annotated[Optional[Path], typer.Option(help="Run folder to write (config, metrics.jsonl, samples/, checkpoints/).", rich_help_panel=RUN)] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder from its latest checkpoint; --steps is then the new total.", rich_help_panel=RUN)] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of config keys (flat or in model/data/train sections); flags override it.", rich_help_panel=RUN)] = None,
-    model: Annotated[Optional[ModelName], typer.Option(help="Architecture: mlp (the lectures' MLP GAN), dcgan, or toy (2-D points). \\[default: dcgan]", rich_help_panel=MODEL)] = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Pixels per side; dcgan supports 28, 32, 64, 128. \\[default: the data's own: digits 28, folders 64]", rich_help_panel=MODEL)] = None,
-    channels: Annotated[Optional[int], typer.Option(help="1 (grayscale) or 3 (RGB). \\[default: the data's own]", rich_help_panel=MODEL)] = None,
-    z_dim: Annotated[Optional[int], typer.Option(help="Latent size. \\[default: dcgan 28x28: 50, mlp/dcgan: 100, toy: 2]", rich_help_panel=MODEL)] = None,
-    width: Annotated[Optional[int], typer.Option(help="Base width: dcgan filters (28x28: 32, else 64), mlp/toy hidden units (256/128).", rich_help_panel=MODEL)] = None,
-    conditional: Annotated[Optional[bool], typer.Option("--conditional/--no-conditional", help="Class-conditional GAN: labels embedded in G's input, a projection discriminator; needs labelled data (digits). Sample a class with 'ganforge sample RUN --class K'. \\[default: off]", rich_help_panel=MODEL)] = None,
-    num_classes: Annotated[Optional[int], typer.Option(help="Classes of a conditional model. \\[default: the data's labels, digits: 10]", rich_help_panel=MODEL)] = None,
-    spectral_norm: Annotated[Optional[bool], typer.Option("--spectral-norm/--no-spectral-norm", help="Spectral normalization of D's layers (Miyato et al. 2018); D's BatchNorm is then dropped unless --d-norm says otherwise. \\[default: off]", rich_help_panel=MODEL)] = None,
-    d_norm: Annotated[Optional[DNormName], typer.Option(help="D's normalization layers: batch (the seed tables), layer (per sample) or none. \\[default: batch; layer for wgan-gp; none with --spectral-norm]", rich_help_panel=MODEL)] = None,
-    data: Annotated[Optional[str], typer.Option(help="digits (embedded), ring8, grid25, mnist, fashion-mnist, cifar10, celeba (torchvision), or a folder of images / .npy / .npz path. \\[default: digits]", rich_help_panel=DATA)] = None,
-    data_root: Annotated[Optional[str], typer.Option(help="Download cache for torchvision data sets. \\[default: $GANFORGE_CACHE or ~/.cache/ganforge]", rich_help_panel=DATA)] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Iterations to train in all; one step is --d-steps D updates then --g-steps G updates. \\[default: 2000; toy: 3000]", rich_help_panel=ALGORITHM)] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Train for this many passes over the real data instead of --steps.", rich_help_panel=ALGORITHM)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="m, real and fake samples per update. \\[default: 64; toy: 512]", rich_help_panel=ALGORITHM)] = None,
-    d_steps: Annotated[Optional[int], typer.Option(help="k, discriminator updates per step. \\[default: 1; wgan-gp: 5]", rich_help_panel=ALGORITHM)] = None,
-    g_steps: Annotated[Optional[int], typer.Option(help="Generator updates per step. \\[default: 1]", rich_help_panel=ALGORITHM)] = None,
-    order: Annotated[Optional[OrderName], typer.Option(help="Which network trains first in each step. \\[default: d-first]", rich_help_panel=ALGORITHM)] = None,
-    loss: Annotated[Optional[LossName], typer.Option(help="The GAN loss. nonsaturating: G maximizes log D(G(z)); minimax: G minimizes log(1 - D(G(z))) (both with D's cross-entropy); lsgan: least squares; hinge: D's margin loss; wgan-gp: Wasserstein critic with gradient penalty (defaults to --d-steps 5, Adam betas 0 and 0.9). \\[default: nonsaturating]", rich_help_panel=ALGORITHM)] = None,
-    d_loss_reduction: Annotated[Optional[ReductionName], typer.Option(help="D loss = the average of its real and fake terms, or their sum (2x the gradient). \\[default: average]", rich_help_panel=ALGORITHM)] = None,
-    lr_d: Annotated[Optional[float], typer.Option(help="Adam learning rate of D. \\[default: 2e-4; toy: 1e-3]", rich_help_panel=ALGORITHM)] = None,
-    lr_g: Annotated[Optional[float], typer.Option(help="Adam learning rate of G. \\[default: 2e-4; toy: 1e-3]", rich_help_panel=ALGORITHM)] = None,
-    beta1: Annotated[Optional[float], typer.Option(help="Adam beta1 of both optimizers. \\[default: 0.5; wgan-gp: 0]", rich_help_panel=ALGORITHM)] = None,
-    beta2: Annotated[Optional[float], typer.Option(help="Adam beta2 of both optimizers. \\[default: 0.999; wgan-gp: 0.9]", rich_help_panel=ALGORITHM)] = None,
-    ema: Annotated[Optional[float], typer.Option(help="Keep an exponential moving average of G's weights with this decay (e.g. 0.999), used for samples, previews and metrics. \\[default: off]", rich_help_panel=ALGORITHM)] = None,
-    diffaug: Annotated[Optional[bool], typer.Option("--diffaug/--no-diffaug", help="Differentiable augmentation (DiffAugment) of every image D sees, real and generated: for small data sets. \\[default: off]", rich_help_panel=ALGORITHM)] = None,
-    diffaug_policy: Annotated[Optional[str], typer.Option(help="Comma-separated DiffAugment transforms: color, translation, cutout. \\[default: color,translation,cutout]", rich_help_panel=ALGORITHM)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the weights, noise and data order: same seed, same numbers. \\[default: 0]", rich_help_panel=RUN)] = None,
-    device: Annotated[Optional[DeviceName], typer.Option(help="Where to train. \\[default: auto, a CUDA GPU when there is one]", rich_help_panel=RUN)] = None,
-    log_every: Annotated[Optional[int], typer.Option(help="Steps between log rows (metrics.jsonl, progress bar). \\[default: 50]", rich_help_panel=RUN)] = None,
-    sample_every: Annotated[Optional[int], typer.Option(help="Steps between fixed-noise sample grids; 0 = only at the end. \\[default: 250]", rich_help_panel=RUN)] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Steps between checkpoints; 0 = only at the end. \\[default: 500]", rich_help_panel=RUN)] = None,
-    keep_checkpoints: Annotated[Optional[int], typer.Option("--keep-checkpoints", "--keep", help="Most recent checkpoints kept; 0 = all. \\[default: 3]", rich_help_panel=RUN)] = None,
-    on_nan: Annotated[Optional[OnNanName], typer.Option(help="When a loss or weight becomes NaN/inf: stop (the last good checkpoint stays), or rollback to it with both learning rates halved. \\[default: stop]", rich_help_panel=RUN)] = None,
-    max_rollbacks: Annotated[Optional[int], typer.Option(help="With --on-nan rollback, rollbacks allowed before giving up. \\[default: 3]", rich_help_panel=RUN)] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="Steps between evaluations (metrics.jsonl, eval.json, checkpoints/best); 0 = never. \\[default: 0]", rich_help_panel=EVALUATION)] = None,
-    eval_metrics: Annotated[Optional[str], typer.Option(help="Comma-separated metrics to compute. \\[default: all that apply]", rich_help_panel=EVALUATION)] = None,
-    eval_samples: Annotated[Optional[int], typer.Option(help="Generated samples per evaluation. \\[default: the metric's own, e.g. 2,500 points]", rich_help_panel=EVALUATION)] = None,
-    feature_extractor: Annotated[Optional[str], typer.Option(help="classifier (digits), inception (weights on disk) or auto. \\[default: auto]", rich_help_panel=EVALUATION)] = None,
-    best_metric: Annotated[Optional[str], typer.Option(help="The metric that picks checkpoints/best. \\[default: fid for images, reverse_kl for points]", rich_help_panel=EVALUATION)] = None,
-    precision: Annotated[Optional[PrecisionName], typer.Option(help="Arithmetic of the forward passes: fp32, bf16 autocast (CPU and GPU), fp16 autocast with loss scaling (CUDA). \\[default: fp32]", rich_help_panel=SPEED)] = None,
-    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help="channels_last memory for convolutions (faster kernels, same results up to rounding). \\[default: on for dcgan]", rich_help_panel=SPEED)] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile both networks: costs 20-80 s at start-up; on a 2-core CPU no faster (see BENCHMARKS.md), meant for GPUs. \\[default: off]", rich_help_panel=SPEED)] = None,
-    sync_batch_norm: Annotated[Optional[bool], typer.Option("--sync-batch-norm/--no-sync-batch-norm", help="Under torchrun on GPUs: BatchNorm normalizes with the statistics of the global batch (SyncBatchNorm), not each process's own. \\[default: off]", rich_help_panel=SPEED)] = None,
-    tensorboard: Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help="TensorBoard logs in RUN/tensorboard (tensorboard --logdir RUN). \\[default: on when tensorboard is installed]", rich_help_panel=RUN)] = None,
+    model: Annotated[Optional[ModelName], typer.Option(help=f"Architecture: mlp (the lectures' MLP GAN), dcgan, or toy (2-D points). {_default('model')}", rich_help_panel=MODEL)] = None,
+    image_size: Annotated[Optional[int], typer.Option(help=f"Pixels per side; dcgan supports 28, 32, 64, 128. {_default('image_size')}", rich_help_panel=MODEL)] = None,
+    channels: Annotated[Optional[int], typer.Option(help=f"1 (grayscale) or 3 (RGB). {_default('channels')}", rich_help_panel=MODEL)] = None,
+    z_dim: Annotated[Optional[int], typer.Option(help=f"Latent size. {_default('z_dim')}", rich_help_panel=MODEL)] = None,
+    width: Annotated[Optional[int], typer.Option(help=f"Base width: dcgan filters, mlp/toy hidden units. {_default('width')}", rich_help_panel=MODEL)] = None,
+    conditional: Annotated[Optional[bool], typer.Option("--conditional/--no-conditional", help=f"Class-conditional GAN: labels embedded in G's input, a projection discriminator; needs labelled data (digits). Sample a class with 'ganforge sample RUN --class K'. {_default('conditional')}", rich_help_panel=MODEL)] = None,
+    num_classes: Annotated[Optional[int], typer.Option(help=f"Classes of a conditional model. {_default('num_classes')}", rich_help_panel=MODEL)] = None,
+    spectral_norm: Annotated[Optional[bool], typer.Option("--spectral-norm/--no-spectral-norm", help=f"Spectral normalization of D's layers (Miyato et al. 2018); D's BatchNorm is then dropped unless --d-norm says otherwise. {_default('spectral_norm')}", rich_help_panel=MODEL)] = None,
+    d_norm: Annotated[Optional[DNormName], typer.Option(help=f"D's normalization layers: batch (the seed tables), layer (per sample) or none. {_default('d_norm')}", rich_help_panel=MODEL)] = None,
+    data: Annotated[Optional[str], typer.Option(help=f"digits (embedded), ring8, grid25, mnist, fashion-mnist, cifar10, celeba (torchvision), or a folder of images / .npy / .npz path. {_default('data')}", rich_help_panel=DATA)] = None,
+    data_root: Annotated[Optional[str], typer.Option(help=f"Download cache for torchvision data sets. {_default('data_root')}", rich_help_panel=DATA)] = None,
+    steps: Annotated[Optional[int], typer.Option(help=f"Iterations to train in all; one step is --d-steps D updates then --g-steps G updates. {_default('steps')}", rich_help_panel=ALGORITHM)] = None,
+    epochs: Annotated[Optional[float], typer.Option(help=f"Train for this many passes over the real data instead of --steps. {_default('epochs')}", rich_help_panel=ALGORITHM)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=f"m, real and fake samples per update. {_default('batch_size')}", rich_help_panel=ALGORITHM)] = None,
+    d_steps: Annotated[Optional[int], typer.Option(help=f"k, discriminator updates per step. {_default('d_steps')}", rich_help_panel=ALGORITHM)] = None,
+    g_steps: Annotated[Optional[int], typer.Option(help=f"Generator updates per step. {_default('g_steps')}", rich_help_panel=ALGORITHM)] = None,
+    order: Annotated[Optional[OrderName], typer.Option(help=f"Which network trains first in each step. {_default('order')}", rich_help_panel=ALGORITHM)] = None,
+    loss: Annotated[Optional[LossName], typer.Option(help=f"The GAN loss. nonsaturating: G maximizes log D(G(z)); minimax: G minimizes log(1 - D(G(z))) (both with D's cross-entropy); lsgan: least squares; hinge: D's margin loss; wgan-gp: Wasserstein critic with gradient penalty (defaults to {loss_preset_text('wgan-gp')}). {_default('loss')}", rich_help_panel=ALGORITHM)] = None,
+    d_loss_reduction: Annotated[Optional[ReductionName], typer.Option(help=f"D loss = the average of its real and fake terms, or their sum (2x the gradient). {_default('d_loss_reduction')}", rich_help_panel=ALGORITHM)] = None,
+    lr_d: Annotated[Optional[float], typer.Option(help=f"Adam learning rate of D. {_default('lr_d')}", rich_help_panel=ALGORITHM)] = None,
+    lr_g: Annotated[Optional[float], typer.Option(help=f"Adam learning rate of G. {_default('lr_g')}", rich_help_panel=ALGORITHM)] = None,
+    beta1: Annotated[Optional[float], typer.Option(help=f"Adam beta1 of both optimizers. {_default('beta1')}", rich_help_panel=ALGORITHM)] = None,
+    beta2: Annotated[Optional[float], typer.Option(help=f"Adam beta2 of both optimizers. {_default('beta2')}", rich_help_panel=ALGORITHM)] = None,
+    ema: Annotated[Optional[float], typer.Option(help=f"Keep an exponential moving average of G's weights with this decay (e.g. 0.999), used for samples, previews and metrics. {_default('ema')}", rich_help_panel=ALGORITHM)] = None,
+    diffaug: Annotated[Optional[bool], typer.Option("--diffaug/--no-diffaug", help=f"Differentiable augmentation (DiffAugment) of every image D sees, real and generated: for small data sets. {_default('diffaug')}", rich_help_panel=ALGORITHM)] = None,
+    diffaug_policy: Annotated[Optional[str], typer.Option(help=f"Comma-separated DiffAugment transforms: color, translation, cutout. {_default('diffaug_policy')}", rich_help_panel=ALGORITHM)] = None,
+    seed: Annotated[Optional[int], typer.Option(help=f"Seed of the weights, noise and data order: same seed, same numbers. {_default('seed')}", rich_help_panel=RUN)] = None,
+    device: Annotated[Optional[DeviceName], typer.Option(help=f"Where to train: auto is a CUDA GPU when there is one, else the CPU. {_default('device')}", rich_help_panel=RUN)] = None,
+    log_every: Annotated[Optional[int], typer.Option(help=f"Steps between log rows (metrics.jsonl, progress bar). {_default('log_every')}", rich_help_panel=RUN)] = None,
+    sample_every: Annotated[Optional[int], typer.Option(help=f"Steps between fixed-noise sample grids; 0 = only at the end. {_default('sample_every')}", rich_help_panel=RUN)] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help=f"Steps between checkpoints; 0 = only at the end. {_default('checkpoint_every')}", rich_help_panel=RUN)] = None,
+    keep_checkpoints: Annotated[Optional[int], typer.Option("--keep-checkpoints", "--keep", help=f"Most recent checkpoints kept; 0 = all. {_default('keep_checkpoints')}", rich_help_panel=RUN)] = None,
+    on_nan: Annotated[Optional[OnNanName], typer.Option(help=f"When a loss or weight becomes NaN/inf: stop (the last good checkpoint stays), or rollback to it with both learning rates halved. {_default('on_nan')}", rich_help_panel=RUN)] = None,
+    max_rollbacks: Annotated[Optional[int], typer.Option(help=f"With --on-nan rollback, rollbacks allowed before giving up. {_default('max_rollbacks')}", rich_help_panel=RUN)] = None,
+    eval_every: Annotated[Optional[int], typer.Option(help=f"Steps between evaluations (metrics.jsonl, eval.json, checkpoints/best); 0 = never. {_default('eval_every')}", rich_help_panel=EVALUATION)] = None,
+    eval_metrics: Annotated[Optional[str], typer.Option(help=f"Comma-separated metrics to compute. {_default('eval_metrics')}", rich_help_panel=EVALUATION)] = None,
+    eval_samples: Annotated[Optional[int], typer.Option(help=f"Generated samples per evaluation. {_default('eval_samples')}", rich_help_panel=EVALUATION)] = None,
+    feature_extractor: Annotated[Optional[str], typer.Option(help=f"classifier (digits), inception (weights on disk) or auto. {_default('feature_extractor')}", rich_help_panel=EVALUATION)] = None,
+    best_metric: Annotated[Optional[str], typer.Option(help=f"The metric that picks checkpoints/best. {_default('best_metric')}", rich_help_panel=EVALUATION)] = None,
+    precision: Annotated[Optional[PrecisionName], typer.Option(help=f"Arithmetic of the forward passes: fp32, bf16 autocast (CPU and GPU), fp16 autocast with loss scaling (CUDA). {_default('precision')}", rich_help_panel=SPEED)] = None,
+    channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help=f"channels_last memory for convolutions (faster kernels, same results up to rounding). {_default('channels_last')}", rich_help_panel=SPEED)] = None,
+    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help=f"torch.compile both networks: costs 20-80 s at start-up; on a 2-core CPU no faster (see BENCHMARKS.md), meant for GPUs. {_default('compile')}", rich_help_panel=SPEED)] = None,
+    sync_batch_norm: Annotated[Optional[bool], typer.Option("--sync-batch-norm/--no-sync-batch-norm", help=f"Under torchrun on GPUs: BatchNorm normalizes with the statistics of the global batch (SyncBatchNorm), not each process's own. {_default('sync_batch_norm')}", rich_help_panel=SPEED)] = None,
+    tensorboard: Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help=f"TensorBoard logs in RUN/tensorboard (tensorboard --logdir RUN). {_default('tensorboard')}", rich_help_panel=RUN)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.", rich_help_panel=RUN)] = False,
 ) -> None:
     """Train a GAN and write a run folder you can resume and sample from.
@@ -110,7 +108,11 @@ def train(
     --d-loss-reduction sum), then G generator updates.
     """
     flags = {key: value for key, value in locals().items() if key not in ("out", "resume", "config", "quiet")}
+    from ganforge.config.io import load_yaml  # imported after locals() is read: the flags are the only locals
     overrides = {**(flatten_keys(load_yaml(config)) if config else {}), **{k: v for k, v in flags.items() if v is not None}}
+    from ganforge import api
+    from ganforge.train import distributed
+
     if resume is not None:
         if out is not None and out != resume:
             raise GanforgeError("--out and --resume name different folders: a resumed run stays in its own folder")
@@ -135,6 +137,8 @@ def sample(
     device: Annotated[DeviceName, typer.Option(help="Where to run the generator.")] = "auto",
 ) -> None:
     """Draw samples from a trained generator."""
+    from ganforge import api
+
     generator = api.load(run, device=device)
     written = api.write_samples(generator.sample(n, seed, class_index), out, generator.modes())
     console.print(f"wrote {n} samples from step {generator.step} to {written}")
@@ -150,6 +154,8 @@ def interpolate(
     device: Annotated[DeviceName, typer.Option(help="Where to run the generator.")] = "auto",
 ) -> None:
     """Walk the latent space between random points: one row per walk."""
+    from ganforge import api
+
     generator = api.load(run, device=device)
     written = api.write_samples(generator.interpolate(rows, steps, seed), out, columns=steps)
     console.print(f"wrote {rows} walks of {steps} images to {written}")
@@ -159,11 +165,13 @@ def interpolate(
 def describe(
     model: Annotated[ModelName, typer.Option(help="Architecture.")] = "dcgan",
     image_size: Annotated[int, typer.Option(help="Pixels per side (ignored by toy).")] = 64,
-    channels: Annotated[int, typer.Option(help="1 or 3 (ignored by toy).")] = 3,
-    z_dim: Annotated[Optional[int], typer.Option(help="Latent size. \\[default: the model's preset]")] = None,
-    width: Annotated[Optional[int], typer.Option(help="Base width. \\[default: the model's preset]")] = None,
+    channels: Annotated[Optional[int], typer.Option(help=f"1 or 3 (ignored by toy). \\[default: {describe_channels_text()}]")] = None,
+    z_dim: Annotated[Optional[int], typer.Option(help=f"Latent size. {_default('z_dim')}")] = None,
+    width: Annotated[Optional[int], typer.Option(help=f"Base width. {_default('width')}")] = None,
 ) -> None:
     """Print each layer with its output shape, the parameter counts of G and D, and the FLOPs of one forward."""
+    from ganforge.models.describe import describe as describe_model
+
     config = apply_overrides(RunConfig(), {"model": model, "image_size": image_size, "channels": channels,
                                            "z_dim": z_dim, "width": width}).model
     if model == "toy":
@@ -185,6 +193,11 @@ def report(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file to write. [default: RUN/report.html; several runs: FIRST_RUN/comparison.html]")] = None,
 ) -> None:
     """Write a self-contained HTML page: config, loss curves, D outputs, sample timeline, evaluation, interpolation."""
+    from ganforge.api import write_report
+    from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
+    from ganforge.runs.metrics_log import read_metrics
+    from ganforge.train.diagnostics import failure_signs
+
     written = write_report(runs, out)
     for run in runs:
         for message in failure_signs(read_metrics(run), read_checkpoint(run).config if list_checkpoints(run) else None):
@@ -203,7 +216,9 @@ def evaluate_run(
     device: Annotated[DeviceName, typer.Option(help="Where to run the networks.")] = "auto",
 ) -> None:
     """Measure sample quality: each metric beside its real-data floor; writes eval.json in the run folder."""
+    from ganforge import api
     from ganforge.evaluation.evaluator import evaluate, format_results, write_results
+    from ganforge.runs.checkpoint import find_checkpoint
 
     generator = api.load(run, device=device)
     results = evaluate(generator, metrics, n, feature_extractor, seed, inception_weights=inception_weights)
@@ -219,6 +234,8 @@ def compare(
     all_config: Annotated[bool, typer.Option("--all", help="Also list the config keys that are the same in every run.")] = False,
 ) -> None:
     """Print runs' configs and metrics side by side: the config keys that differ first, then eval.json and the last log row."""
+    from ganforge.report.compare import compare_runs
+
     comparison = compare_runs(runs)
     table = Table(title_justify="left")
     table.add_column("")
@@ -249,6 +266,8 @@ def animate(
     fps: Annotated[int, typer.Option(help="Frames (saved grids) per second.")] = 4,
 ) -> None:
     """Animate the fixed-noise sample grid over training, one frame per saved grid."""
+    from ganforge.report.animate import animate as make_animation
+
     console.print(f"wrote {make_animation(run, out, fps)}")
 
 
@@ -262,6 +281,8 @@ def experiment(
     """Train every combination of the spec's varied config keys with each seed, evaluate every run, and write a
     table of the mean and spread over seeds (ganforge report OUT draws it). Run it again to continue after an
     interruption: finished runs are kept, interrupted ones resume from their last checkpoint."""
+    from ganforge import api
+
     result = api.run_experiment(spec, out, jobs=jobs, threads=threads)
     console.print(result.table.read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {result.table}, {result.results} and {result.summary}; "
@@ -276,18 +297,35 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
 
+def _distributed() -> ModuleType | None:
+    """ganforge.train.distributed where it can matter: under torchrun, or once a command has imported it.
+
+    It imports torch, which the light commands do without. A process without torchrun's WORLD_SIZE and
+    TORCHELASTIC_ERROR_FILE is the only one: it is rank 0, has no rank to name and no error file to write.
+    """
+    if "ganforge.train.distributed" in sys.modules or "WORLD_SIZE" in os.environ or "TORCHELASTIC_ERROR_FILE" in os.environ:
+        from ganforge.train import distributed
+
+        return distributed
+    return None
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2.
 
     Under torchrun the processes other than rank 0 print errors only, each naming its rank.
     """
-    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING if distributed.is_main() else logging.ERROR)
+    distributed = _distributed()
+    is_main = distributed is None or distributed.is_main()
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING if is_main else logging.ERROR)
     try:
         app()
     except GanforgeError as error:
-        distributed.record_error(error)  # torchrun's summary of the failed job then shows this message
-        Console(stderr=True).print(f"[bold red]error:[/] {distributed.process_name()}{error}", highlight=False,
-                                   soft_wrap=True)
+        distributed = _distributed()
+        if distributed is not None:
+            distributed.record_error(error)  # torchrun's summary of the failed job then shows this message
+        process = distributed.process_name() if distributed is not None else ""
+        Console(stderr=True).print(f"[bold red]error:[/] {process}{error}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):

@@ -408,6 +408,52 @@ def test_cli_describe_dcgan64_prints_every_layer_and_the_totals(dcgan64, monkeyp
         assert f"{sum(p.numel() for p in network.parameters()):,}" in result.output
 
 
+@pytest.mark.parametrize("model", ["dcgan", "mlp"])
+def test_describe_28x28_is_grayscale_unless_channels_say_otherwise(model, monkeypatch):
+    """The lectures' 28x28 tables are MNIST's: 1 channel by default, 3 with --channels 3; other sizes RGB."""
+    g_gray, d_gray = describe(ModelConfig(model, 28))
+    g_rgb, d_rgb = describe(ModelConfig(model, 28, 3))
+    pixels = 28 * 28
+    if model == "dcgan":
+        assert (g_gray.rows[-1].output_shape, d_gray.input_shape) == ((1, 28, 28), (1, 28, 28))
+        assert (g_rgb.rows[-1].output_shape, d_rgb.input_shape) == ((3, 28, 28), (3, 28, 28))
+        assert d_gray.rows[0].layer == "Conv2d(1, 32, 4, 2, 1)" and d_rgb.rows[0].layer == "Conv2d(3, 32, 4, 2, 1)"
+    else:
+        assert (g_gray.rows[-1].output_shape, d_gray.input_shape) == ((pixels,), (pixels,))
+        assert (g_rgb.rows[-1].output_shape, d_rgb.input_shape) == ((3 * pixels,), (3 * pixels,))
+    assert describe(ModelConfig(model, 32))[1].input_shape in ((3, 32, 32), (3 * 32 * 32,))
+
+    monkeypatch.setattr(cli, "console", Console(width=200, color_system=None))
+    for args, channels in [((), 1), (("--channels", "3"), 3), (("--channels", "1"), 1)]:
+        result = CliRunner().invoke(cli.app, ["describe", "--model", model, "--image-size", "28", *args])
+        assert result.exit_code == 0, result.output
+        first = "Conv2d({}, 32, 4, 2, 1)" if model == "dcgan" else "Linear({}, 512)"
+        assert first.format(channels * pixels if model == "mlp" else channels) in result.output, (args, result.output)
+        shown = f"{channels}x28x28" if model == "dcgan" else f"{channels * pixels}"
+        assert f"discriminator (input {shown})" in result.output, (args, result.output)
+
+
+@pytest.mark.parametrize("config", [ModelConfig("dcgan", size, 3) for size in (28, 32, 64, 128)] + [
+    ModelConfig("dcgan", 28, 1, spectral_norm=True), ModelConfig("mlp", 28, 1), ModelConfig("mlp", 32, 3, d_norm="layer"),
+    ModelConfig("toy"),
+], ids=["dcgan28", "dcgan32", "dcgan64", "dcgan128", "dcgan28-sn", "mlp28", "mlp32-layer", "toy"])
+def test_describe_counts_the_flops_torch_flop_counter_counts(config):
+    """describe counts FLOPs from the layers' shapes (no torch._dynamo import); PyTorch's FlopCounterMode agrees."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    generator, discriminator = build_models(config)
+    examples = (torch.zeros(1, generator.z_dim), torch.zeros(1, *architecture(config).sample_shape))
+    for description, network, example in zip(describe(config), (generator, discriminator), examples):
+        network.eval()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            network(example)
+        counts = counter.get_flop_counts()
+        expected = [sum(counts.get(f"{type(network).__name__}.layers.{index}", {}).values())
+                    for index in range(len(network.layers))]
+        assert [row.flops for row in description.rows] == expected, description.name
+        assert all(flops > 0 for flops in expected)
+
+
 # --- Beyond the seed models: normalization choices, spectral norm, class-conditional pairs ---------------------
 
 

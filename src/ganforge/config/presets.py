@@ -5,25 +5,30 @@ from __future__ import annotations
 # Per model, the training values of keys left unset: the seed models use DCGAN's
 # Adam settings; the 2-D toy needs larger batches, a faster rate and more steps
 # to cover every mode of ring8 (steps apply only when --epochs is not given).
-TRAINING_PRESETS: dict[str, dict[str, int | float]] = {
+TRAINING_PRESETS: dict[str, dict[str, int | float | str]] = {
     "mlp": {"steps": 2000, "batch_size": 64, "lr_d": 2e-4, "lr_g": 2e-4},
     "dcgan": {"steps": 2000, "batch_size": 64, "lr_d": 2e-4, "lr_g": 2e-4},
     "toy": {"steps": 3000, "batch_size": 512, "lr_d": 1e-3, "lr_g": 1e-3},
 }
 # Per loss, the algorithm keys left unset: WGAN-GP's critic trains 5 times per G step with Adam(0, 0.9)
 # (Gulrajani et al. 2017, Algorithm 1); the other losses use the lectures' k = 1 and DCGAN's Adam(0.5, 0.999).
-LOSS_PRESETS: dict[str, dict[str, int | float]] = {
+LOSS_PRESETS: dict[str, dict[str, int | float | str]] = {
     "wgan-gp": {"d_steps": 5, "beta1": 0.0, "beta2": 0.9},
 }
-DEFAULT_ALGORITHM: dict[str, int | float] = {"d_steps": 1, "beta1": 0.5, "beta2": 0.999}
+# The lectures' algorithm where nothing else decides: k = 1, DCGAN's Adam(0.5, 0.999), no penalty, constant rates.
+DEFAULT_ALGORITHM: dict[str, int | float | str] = {"d_steps": 1, "beta1": 0.5, "beta2": 0.999, "r1": 0.0, "r2": 0.0,
+                                                   "penalty_every": 1, "lr_schedule": "constant", "lr_floor": 0.0}
 # Per model family, the latent size and base width left unset: the lecture's 50/32 for DCGAN at 28x28,
 # DCGAN's 100/64 at the other sizes; the lectures' MLP sizes; a 2-D latent for the 2-D toy.
-MODEL_PRESETS: dict[str, dict[int | None, dict[str, int]]] = {
+MODEL_PRESETS: dict[str, dict[int | None, dict[str, int]]] = {  # toy: also its hidden layers
     "mlp": {None: {"z_dim": 100, "width": 256}},
     "dcgan": {28: {"z_dim": 50, "width": 32}, None: {"z_dim": 100, "width": 64}},
-    "toy": {None: {"z_dim": 2, "width": 128}},
+    "toy": {None: {"z_dim": 2, "width": 128, "depth": 3}},
 }
 DCGAN_SIZES = (28, 32, 64, 128)  # image sizes with a DCGAN layer table
+# The channels `ganforge describe` draws a model with when --channels is not given (it has no data to take
+# them from): the lectures' 28x28 tables are MNIST's grayscale digits, the other sizes RGB images.
+DESCRIBE_CHANNELS: dict[int | None, int] = {28: 1, None: 3}
 
 # Each random stream of a run is seeded with the run's seed plus its own offset, so the streams are independent.
 DATA_SEED_OFFSET = 1  # the order and draws of the real data
@@ -35,3 +40,13 @@ def model_preset(model: str, image_size: int | None) -> dict[str, int]:
     """The latent size and base width a model family takes at an image size when they are not set."""
     table = MODEL_PRESETS[model]
     return table.get(image_size, table[None])
+
+
+def describe_channels(image_size: int | None) -> int:
+    """The channels ``ganforge describe`` assumes at an image size when they are not given."""
+    return DESCRIBE_CHANNELS.get(image_size, DESCRIBE_CHANNELS[None])
+
+# Per (model, data), the tuned values of keys left unset under ``preset: auto`` (the default for new runs),
+# chosen by benchmarks/quality.py (BENCHMARKS.md, "Sample quality of the defaults"); ``preset: lecture``
+# skips them. Keys set by the user always win.
+DATA_PRESETS: dict[tuple[str, str], dict[str, int | float | str]] = {}

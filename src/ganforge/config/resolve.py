@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Protocol
 
-from ganforge.config.presets import DCGAN_SIZES, DEFAULT_ALGORITHM, LOSS_PRESETS, TRAINING_PRESETS, model_preset
-from ganforge.config.schema import ModelConfig, RunConfig, apply_overrides
+from ganforge.config.presets import DATA_PRESETS, DCGAN_SIZES, DEFAULT_ALGORITHM, LOSS_PRESETS, TRAINING_PRESETS, model_preset
+from ganforge.config.schema import KEY_TO_SECTION, ModelConfig, RunConfig, apply_overrides
 from ganforge.errors import ConfigError
 
 
@@ -45,7 +45,9 @@ def check_dcgan_size(image_size: int) -> None:
 
 
 def resolve_config(config: RunConfig, data: DataFacts) -> RunConfig:
-    """Fill what the data decides (image size, channels) and the model's presets (sizes, training keys)."""
+    """Fill what the data decides (image size, channels), the data's tuned preset (``preset: auto``) and the
+    model's presets (sizes, training keys)."""
+    config = with_data_preset(config)
     model = config.model
     check_model_fits_data(model.model, data.kind, data.description)
     if data.kind == "images":
@@ -83,6 +85,18 @@ def total_steps(config: RunConfig, data: DataFacts) -> int:
     return max(1, round(train.epochs * per_epoch / train.d_steps))
 
 
+def with_data_preset(config: RunConfig) -> RunConfig:
+    """Under ``preset: auto`` (the default of a new run), fill the keys left unset from the tuned preset of the
+    run's model and data, where there is one; ``preset: lecture`` leaves them to the lectures' values."""
+    preset = config.train.preset or "auto"
+    tuned = DATA_PRESETS.get((config.model.model, config.data.data), {}) if preset == "auto" else {}
+    unset = {key: value for key, value in tuned.items()
+             if getattr(getattr(config, KEY_TO_SECTION[key]), key) is None}
+    if config.train.epochs is not None:
+        unset.pop("steps", None)
+    return apply_overrides(config, {**unset, "preset": preset})
+
+
 def with_training_preset(config: RunConfig) -> RunConfig:
     """Fill the training keys left unset from the model's and the loss's presets."""
     preset = {**TRAINING_PRESETS[config.model.model], **DEFAULT_ALGORITHM, **LOSS_PRESETS.get(config.train.loss, {})}
@@ -97,7 +111,8 @@ def resolve_model(config: ModelConfig) -> ModelConfig:
     if config.model == "toy":
         preset = model_preset("toy", None)
         return dataclasses.replace(config, image_size=None, channels=None, z_dim=config.z_dim or preset["z_dim"],
-                                   width=config.width or preset["width"], d_norm=config.d_norm or default_d_norm(config))
+                                   width=config.width or preset["width"], depth=config.depth or preset["depth"],
+                                   pack=config.pack or 1, d_norm=config.d_norm or default_d_norm(config))
     if config.image_size is None or config.channels is None:
         raise ConfigError(f"{config.model} needs an image size and channels: pass --image-size and --channels")
     if config.model == "dcgan":
@@ -106,7 +121,7 @@ def resolve_model(config: ModelConfig) -> ModelConfig:
         raise ConfigError("a conditional model needs its number of classes: pass --num-classes, or labelled data")
     preset = model_preset(config.model, config.image_size)
     return dataclasses.replace(config, z_dim=config.z_dim or preset["z_dim"], width=config.width or preset["width"],
-                               d_norm=config.d_norm or default_d_norm(config))
+                               pack=config.pack or 1, d_norm=config.d_norm or default_d_norm(config))
 
 
 def default_d_norm(config: ModelConfig, loss: str | None = None) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from ganforge.errors import ConfigError, shown
 
 MODELS = ("mlp", "dcgan", "toy")
-LOSSES = ("nonsaturating", "minimax", "lsgan", "hinge", "wgan-gp")  # the families of ganforge.algorithm.losses.LOSS_FAMILIES
+LOSSES = ("nonsaturating", "minimax", "lsgan", "hinge", "wgan-gp", "rpgan")  # ganforge.algorithm.losses.LOSS_FAMILIES
 ORDERS = ("d-first", "g-first")
 D_LOSS_REDUCTIONS = ("average", "sum")
 DEVICES = ("auto", "cpu", "cuda")
@@ -26,6 +26,8 @@ ON_NAN = ("stop", "rollback")
 PRECISIONS = ("fp32", "bf16", "fp16")
 D_NORMS = ("batch", "layer", "none")
 AUGMENTATIONS = ("color", "translation", "cutout")  # DiffAugment's transforms (Zhao et al. 2020)
+LR_SCHEDULES = ("constant", "linear", "cosine")  # ganforge.algorithm.schedules
+PRESETS = ("auto", "lecture")
 
 
 @dataclass
@@ -42,6 +44,9 @@ class ModelConfig:
     spectral_norm: bool = False  # spectral normalization of D's weight layers (Miyato et al. 2018)
     d_norm: str | None = None  # D's normalization: batch | layer | none; None = layer for wgan-gp,
     # none with spectral_norm, else batch (the seed tables)
+    depth: int | None = None  # hidden layers of each toy network; None = preset (3)
+    pack: int | None = None  # PacGAN: D judges this many samples at once, concatenated (all real or all fake);
+    # None = the preset's (1: off)
 
 
 @dataclass
@@ -69,6 +74,13 @@ class TrainConfig:
     beta1: float | None = None  # Adam beta1; None = 0.5 (wgan-gp: 0)
     beta2: float | None = None  # Adam beta2; None = 0.999 (wgan-gp: 0.9)
     ema: float | None = None  # decay of an exponential moving average of G's weights, used for samples and metrics
+    r1: float | None = None  # gamma of R1, gamma/2 E||grad D(x)||^2 on real samples (Mescheder et al. 2018); 0 = off
+    r2: float | None = None  # gamma of R2, the same on generated samples (R3GAN, Huang et al. 2024); 0 = off
+    penalty_every: int | None = None  # steps between R1/R2 penalties, each weighted by this interval (lazy); 1 = each
+    lr_schedule: str | None = None  # constant | linear | cosine decay of both learning rates over the run
+    lr_floor: float | None = None  # the fraction of the base learning rates a decaying schedule ends at
+    preset: str | None = None  # auto: unset keys from the data's tuned preset (ganforge.config.presets.DATA_PRESETS);
+    # lecture: the seed GAN as the lectures give it; None = auto for a new run, lecture for a run saved before presets
     diffaug: bool = False  # differentiable augmentation of D's inputs, real and fake (for small data sets)
     diffaug_policy: str = "color,translation,cutout"  # comma-separated DiffAugment transforms
     seed: int = 0
@@ -89,6 +101,26 @@ class TrainConfig:
     tensorboard: bool | None = None  # write TensorBoard logs to RUN/tensorboard; None = when tensorboard is installed
     on_nan: str = "stop"  # stop | rollback: a NaN/inf loss or weight stops the run, or returns to the last checkpoint
     max_rollbacks: int = 3  # with on_nan=rollback, how many times before giving up; each halves both learning rates
+
+
+# What an unset (None) key becomes where no table of ganforge.config.presets decides it, as the help shows it:
+# the data, the environment or the model decide these when the run starts. Every other key's shown default is
+# computed by ganforge.config.help from its field default above or from the presets.
+UNSET_MEANS: dict[str, str] = {
+    "image_size": "the data's own: digits 28, folders 64",
+    "channels": "the data's own",
+    "num_classes": "the data's labels, digits: 10",
+    "data_root": "$GANFORGE_CACHE or ~/.cache/ganforge",
+    "epochs": "off",
+    "ema": "off",
+    "channels_last": "on for dcgan",
+    "eval_metrics": "all that apply",
+    "eval_samples": "the metric's own, e.g. 2,500 points",
+    "best_metric": "fid for images, reverse_kl for points",
+    "tensorboard": "on when tensorboard is installed",
+    "pack": "1",
+    "preset": "auto; lecture for a run saved before presets",
+}
 
 
 @dataclass

@@ -11,6 +11,8 @@ from ganforge.config.schema import (
     DEVICES,
     KEY_TO_SECTION,
     LOSSES,
+    LR_SCHEDULES,
+    PRESETS,
     MODELS,
     ON_NAN,
     ORDERS,
@@ -61,6 +63,7 @@ def validate(config: RunConfig) -> None:
                           "use --model dcgan or mlp")
     if model.num_classes is not None:
         _at_least("num_classes", model.num_classes, 2)
+    _check_quality_options(config)
     for key in ("batch_size", "d_steps", "g_steps", "log_every"):
         if getattr(train, key) is not None:
             _at_least(key, getattr(train, key), 1)
@@ -107,3 +110,35 @@ def _at_least(key: str, value: int, minimum: int) -> None:
     if value < minimum:
         raise ConfigError(f"{key} must be at least {minimum}, got {shown(value)}")
 
+
+
+def _check_quality_options(config: RunConfig) -> None:
+    """Packing, the zero-centred penalties, the learning-rate schedule, the preset and the toy's depth."""
+    model, train = config.model, config.train
+    if train.lr_schedule is not None:
+        _choice("lr_schedule", train.lr_schedule, LR_SCHEDULES)
+    if train.preset is not None:
+        _choice("preset", train.preset, PRESETS)
+    if model.pack is not None:
+        _at_least("pack", model.pack, 1)
+    if train.penalty_every is not None:
+        _at_least("penalty_every", train.penalty_every, 1)
+    if (model.pack or 1) > 1 and model.conditional:
+        raise ConfigError(f"--pack {model.pack} judges several samples at once, which a projection discriminator "
+                          "for one class each cannot: use --pack 1 with --conditional")
+    if (model.pack or 1) > 1 and train.batch_size is not None and train.batch_size % model.pack:
+        raise ConfigError(f"batch_size {train.batch_size} does not split into packs of {model.pack}: "
+                          f"use a multiple of {model.pack}, e.g. {train.batch_size - train.batch_size % model.pack or model.pack}")
+    for key in ("r1", "r2"):
+        value = getattr(train, key)
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            raise ConfigError(f"{key} is the weight gamma of a gradient penalty and must be 0 (off) or positive, "
+                              f"got {value}")
+    if train.lr_floor is not None and not 0 <= train.lr_floor <= 1:
+        raise ConfigError(f"lr_floor is the fraction of the learning rates a schedule ends at and must lie in [0, 1], "
+                          f"got {train.lr_floor}")
+    if model.depth is not None:
+        if model.model != "toy":
+            raise ConfigError(f"--depth sets the hidden layers of the toy networks; {model.model}'s layers follow "
+                              "its table: leave --depth unset")
+        _at_least("depth", model.depth, 1)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from ganforge.config.presets import describe_channels
 from ganforge.config.schema import ModelConfig
 from ganforge.models import Architecture, architecture, build_models, count_parameters, shapes_through
 from ganforge.models.layers import LayerSpec, Shape
@@ -38,7 +41,13 @@ class NetworkDescription:
 
 
 def describe(config: ModelConfig) -> tuple[NetworkDescription, NetworkDescription]:
-    """The generator's and discriminator's layer tables, measured on a batch of one."""
+    """The generator's and discriminator's layer tables, measured on a batch of one.
+
+    Channels left unset are those of :func:`~ganforge.config.presets.describe_channels`: 1 at 28x28 (the
+    lectures' MNIST tables), else 3.
+    """
+    if config.model != "toy" and config.channels is None:
+        config = dataclasses.replace(config, channels=describe_channels(config.image_size))
     arch: Architecture = architecture(config)
     generator, discriminator = build_models(config)
     z_dim = generator.z_dim
@@ -52,18 +61,40 @@ def describe(config: ModelConfig) -> tuple[NetworkDescription, NetworkDescriptio
 def _describe_network(name: str, network: nn.Module, table: list[LayerSpec], input_shape: Shape,
                       example: torch.Tensor) -> NetworkDescription:
     network.eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        network(example)
-    counts = counter.get_flop_counts()
-    prefix = type(network).__name__
+    flops = [0] * len(network.layers)
+    hooks = [module.register_forward_hook(functools.partial(_count_flops, flops, index))
+             for index, row in enumerate(network.layers) for module in row.modules() if isinstance(module, _COUNTED)]
+    try:
+        with torch.no_grad():
+            network(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
     rows = []
     for index, (spec, shape) in enumerate(zip(table, shapes_through(table, input_shape))):
         extras = ", ".join(
             part for part in ("BatchNorm" if spec.batch_norm else "", _ACTIVATION_NAMES.get(spec.activation, "")) if part
         )
-        layer_flops = sum(counts.get(f"{prefix}.layers.{index}", {}).values())
-        rows.append(LayerRow(spec.describe(), extras, shape, count_parameters(network.layers[index]), int(layer_flops)))
+        rows.append(LayerRow(spec.describe(), extras, shape, count_parameters(network.layers[index]), flops[index]))
     return NetworkDescription(name, input_shape, rows)
+
+
+# The layers whose forward is a matrix product or a convolution. Their FLOPs are counted from the shapes a
+# forward hook sees, with torch.utils.flop_counter's formulas (tests/models checks the two agree): the same
+# numbers as its FlopCounterMode, whose first use imports torch._dynamo, a second of `ganforge describe`'s start.
+_COUNTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def _count_flops(flops: list[int], index: int, module: nn.Module, inputs: tuple[torch.Tensor, ...],
+                 output: torch.Tensor) -> None:
+    """Add one Linear's or convolution's forward to row ``index``: a multiply-add counts 2, bias adds none."""
+    if isinstance(module, nn.Linear):  # (N, in) @ (in, out)
+        flops[index] += 2 * inputs[0].numel() * module.out_features
+        return
+    # weight: (C_out, C_in / groups, k, k), transposed (C_in, C_out / groups, k, k); a convolution computes
+    # each output point from C_in / groups * k * k inputs, a transposed one spreads each input point likewise
+    per_point = 2 * math.prod(module.weight.shape[1:])
+    flops[index] += per_point * (inputs[0].numel() if isinstance(module, nn.ConvTranspose2d) else output.numel())
 
 
 _ACTIVATION_NAMES = {"relu": "ReLU", "lrelu": "LeakyReLU(0.2)", "tanh": "Tanh"}
