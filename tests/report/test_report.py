@@ -309,3 +309,59 @@ def test_diversity_is_zero_for_copies_and_scale_free() -> None:
     assert diversity(bigger) == pytest.approx(diversity(images), abs=0.05)
     with pytest.raises(ValueError, match="at least 2 samples"):
         diversity(images[:1])
+
+
+# --------------------------------------------------------------------------- failure signs from evaluations
+
+RING8 = ganforge.RunConfig.from_dict({"model": "toy", "data": "ring8"})
+
+
+def test_missing_modes_at_the_last_evaluation_are_a_sign() -> None:
+    rows = rows_of(10, diversity=0.5)
+    rows[-1].update(modes_covered=6, high_quality=0.99, reverse_kl=0.2)
+    [sign] = detect_failure_signs(rows, RING8)
+    assert sign.kind == "modes-lost" and "found 6 of 8 modes" in sign.message and sign.last_step == 250
+
+
+def test_samples_between_the_modes_are_a_sign_even_with_every_mode_covered() -> None:
+    rows = rows_of(10, diversity=0.5)
+    rows[-1].update(modes_covered=8, high_quality=0.009, reverse_kl=0.01)
+    [sign] = detect_failure_signs(rows, RING8)
+    assert sign.kind == "low-quality" and "only 0.9% of samples" in sign.message
+    healthy = rows_of(10, diversity=0.5)
+    healthy[-1].update(modes_covered=8, high_quality=0.95, reverse_kl=0.01)
+    assert detect_failure_signs(healthy, RING8) == []
+
+
+def test_fid_rising_at_three_evaluations_in_a_row_is_a_sign() -> None:
+    rows = rows_of(8, diversity=0.5)
+    for row, fid in zip(rows[-4:], (2.0, 2.5, 3.0, 3.1)):
+        row["fid"] = fid
+    [sign] = detect_failure_signs(rows)
+    assert sign.kind == "fid-rising" and "from 2 (step 125) to 3.1 (step 200)" in sign.message
+    rows[-2]["fid"] = 2.4  # one fall among the last three changes: no sign
+    assert detect_failure_signs(rows) == []
+
+
+def test_evaluation_signs_wait_for_the_end_of_training_when_asked() -> None:
+    rows = rows_of(10, diversity=0.5)
+    rows[-1].update(modes_covered=3, high_quality=0.1)
+    assert detect_failure_signs(rows, RING8, evaluations=False) == []
+    assert {sign.kind for sign in detect_failure_signs(rows, RING8)} == {"modes-lost", "low-quality"}
+
+
+def test_report_of_an_unevaluated_run_never_claims_health_alone(toy_run: Path, tmp_path: Path) -> None:
+    warnings = section(write_report([toy_run], tmp_path / "plain.html").read_text(), "warnings")
+    assert "sample quality not measured" in warnings and "ganforge eval RUN" in warnings
+    assert "No known failure signs" not in warnings
+
+
+def test_report_reads_the_failure_signs_of_eval_json(toy_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "evaluated"
+    shutil.copytree(toy_run, run)
+    (run / "eval.json").write_text(json.dumps({"step": 10, "modes_covered": 8, "modes_covered_floor": 8,
+                                               "high_quality": 0.009, "high_quality_floor": 0.99,
+                                               "reverse_kl": 0.01, "reverse_kl_floor": 0.001}))
+    warnings = section(write_report([run]).read_text(), "warnings")
+    assert 'data-kind="low-quality"' in warnings and "only 0.9% of samples" in warnings
+    assert "not measured" not in warnings

@@ -4,6 +4,7 @@ and a conditional generator that makes the class it is asked for."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -85,11 +86,22 @@ def test_samples_of_an_ema_run_come_from_the_average(tmp_path, tiny_dcgan):
     assert torch.equal(loaded[key], average[key]) and not torch.equal(loaded[key], checkpoint.generator[key])
 
 
-@pytest.mark.parametrize("keys", [EVERYTHING, {**TINY_DCGAN, "loss": "wgan-gp", "diffaug": True}],
-                         ids=["conditional-sn-ema-diffaug-hinge", "wgan-gp-diffaug"])
+QUALITY_OPTIONS = [  # packing, R1 and R2 (lazy), the relativistic loss, a decaying schedule, a deeper toy
+    {**TINY_DCGAN, "loss": "rpgan", "r1": 1.0, "r2": 1.0, "penalty_every": 2, "pack": 2, "lr_schedule": "cosine",
+     "lr_floor": 0.1},
+    {**TINY_TOY, "pack": 4, "depth": 2, "r1": 0.5, "lr_schedule": "linear"},
+]
+
+
+@pytest.mark.parametrize("keys", [EVERYTHING, {**TINY_DCGAN, "loss": "wgan-gp", "diffaug": True}, *QUALITY_OPTIONS],
+                         ids=["conditional-sn-ema-diffaug-hinge", "wgan-gp-diffaug", "rpgan-r1-r2-pack-cosine",
+                              "toy-pack-depth-r1-linear"])
 def test_a_resumed_run_equals_an_uninterrupted_one_with_every_option(tmp_path, keys):
+    """Stopped after step 2 of 4 (its last checkpoint deleted, as a crash would leave it) and resumed, a run
+    ends with the same weights, optimizer state and random streams as one that never stopped."""
     straight = ganforge.train(out=tmp_path / "straight", steps=4, show_progress=False, **keys)
-    ganforge.train(out=tmp_path / "split", steps=2, show_progress=False, **keys)
+    ganforge.train(out=tmp_path / "split", steps=4, show_progress=False, **{**keys, "checkpoint_every": 2})
+    shutil.rmtree(tmp_path / "split" / "checkpoints" / "step_0000004")
     resumed = ganforge.resume(tmp_path / "split", steps=4, show_progress=False)
     a, b = read_checkpoint(straight.run_dir), read_checkpoint(resumed.run_dir)
     for name in ("generator", "discriminator", "training"):

@@ -7,7 +7,11 @@ any logit, unlike log(sigmoid(l)). The later losses read it as a raw score:
 - ``lsgan`` (Mao et al. 2017, a=0, b=c=1): least squares towards 1 for real, 0 for fake;
 - ``hinge`` (Lim & Ye 2017; Miyato et al. 2018): D's margin loss, G maximizes D's score;
 - ``wgan-gp`` (Gulrajani et al. 2017): D is a critic estimating the Wasserstein-1 distance,
-  kept 1-Lipschitz by a penalty on its input gradient's norm at points between real and fake.
+  kept 1-Lipschitz by a penalty on its input gradient's norm at points between real and fake;
+- ``rpgan``, the relativistic pairing loss (Jolicoeur-Martineau 2019; Huang et al. 2024, R3GAN):
+  D's loss is the softplus of the difference of paired fake and real logits, and G's the mirror
+  image, so each fake sample is judged against a real one; R3GAN pairs it with the R1 and R2
+  penalties (``--r1``, ``--r2``).
 """
 
 from __future__ import annotations
@@ -63,6 +67,16 @@ def score_generator_loss(fake_scores: Tensor) -> Tensor:
     return -fake_scores.mean()
 
 
+def relativistic_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, reduction: str = "sum") -> Tensor:
+    """E[softplus(-(D(x_i) - D(G(z_i))))]: each real sample should score above the fake it is paired with."""
+    return F.softplus(fake_logits - real_logits).mean()
+
+
+def relativistic_generator_loss(fake_logits: Tensor, real_logits: Tensor) -> Tensor:
+    """E[softplus(-(D(G(z_i)) - D(x_i)))]: each fake sample should score above its real partner."""
+    return F.softplus(real_logits - fake_logits).mean()
+
+
 def _reduce(real_term: Tensor, fake_term: Tensor, reduction: str) -> Tensor:
     if reduction == "average":
         return 0.5 * (real_term + fake_term)
@@ -76,10 +90,11 @@ class GanLoss:
     """One loss family: D's loss, G's loss, and whether D's output is a probability's logit."""
 
     discriminator: Callable[[Tensor, Tensor, str], Tensor]
-    generator: Callable[[Tensor], Tensor]
+    generator: Callable[..., Tensor]  # (fake scores) -> loss, or (fake scores, real scores) when pairs_real
     outputs_probability: bool  # sigmoid(D) is the probability of "real" (the seed losses); else a raw score
     gradient_penalty: bool = False  # D's loss adds ganforge.algorithm.penalties.gradient_penalty
     reduction: str | None = None  # the paper's fixed real/fake reduction; None = the d_loss_reduction key
+    pairs_real: bool = False  # G's loss also reads D's scores of a real batch (the relativistic loss)
 
 
 LOSS_FAMILIES: dict[str, GanLoss] = {  # keyed by the names of ganforge.config.schema.LOSSES
@@ -89,4 +104,6 @@ LOSS_FAMILIES: dict[str, GanLoss] = {  # keyed by the names of ganforge.config.s
     "hinge": GanLoss(hinge_discriminator_loss, score_generator_loss, outputs_probability=False, reduction="sum"),
     "wgan-gp": GanLoss(critic_loss, score_generator_loss, outputs_probability=False, gradient_penalty=True,
                        reduction="sum"),
+    "rpgan": GanLoss(relativistic_discriminator_loss, relativistic_generator_loss, outputs_probability=False,
+                     reduction="sum", pairs_real=True),
 }

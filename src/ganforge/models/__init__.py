@@ -56,22 +56,26 @@ def architecture(config: ModelConfig) -> Architecture:
     assert z is not None and w is not None
     if config.conditional:
         z = 2 * z  # z and the label's embedding, concatenated
+    m = config.pack  # D judges m samples at once, concatenated (PacGAN): its input is m times as wide
     if config.model == "toy":
+        depth = config.depth or 0
         return Architecture(
-            toy.generator_table(z, w), (z,), toy.discriminator_table(w), (toy.POINT_DIM,), (toy.POINT_DIM,), False
+            toy.generator_table(z, w, depth), (z,), toy.discriminator_table(w, depth, m), (m * toy.POINT_DIM,),
+            (toy.POINT_DIM,), False
         )
     size, c = config.image_size, config.channels
     assert size is not None and c is not None
     if config.model == "mlp":
         pixels = c * size * size
         return Architecture(
-            mlp.generator_table(pixels, z, w), (z,), mlp.discriminator_table(pixels, w), (pixels,), (c, size, size), False
+            mlp.generator_table(pixels, z, w), (z,), mlp.discriminator_table(m * pixels, w), (m * pixels,), (c, size, size),
+            False
         )
     return Architecture(
         dcgan.generator_table(size, z, w, c),
         dcgan.generator_input_shape(size, z),
-        dcgan.discriminator_table(size, w, c),
-        (c, size, size),
+        dcgan.discriminator_table(size, w, m * c),
+        (m * c, size, size),
         (c, size, size),
         True,
     )

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ganforge.errors import GanforgeError
+from ganforge.algorithm.packing import judge_single_samples
 from ganforge.evaluation.evaluator import HIGHER_IS_BETTER
 from ganforge.models import build_models
 from ganforge.report.page import REPORT_NAME, attributes, file_data_uri, format_number, html_page, image_data_uri, note_html, show_value
@@ -30,7 +31,19 @@ from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
 from ganforge.runs.metrics_log import events, is_number, numeric_keys
 from ganforge.runs.pictures import image_grid
 from ganforge.sampling.generator import TrainedGenerator
-from ganforge.train.diagnostics import COLLAPSE_FRACTION, DIVERSITY_KEY, STARVED_D_FAKE, SURFACE_REAL_RGB, WON_D_LOSS, decision_surface, detect_failure_signs
+from ganforge.train.diagnostics import (
+    COLLAPSE_FRACTION,
+    DIVERSITY_KEY,
+    FID_RISING_EVALS,
+    LOW_QUALITY_SHARE,
+    STARVED_D_FAKE,
+    SURFACE_REAL_RGB,
+    WON_D_LOSS,
+    FailureSign,
+    decision_surface,
+    detect_failure_signs,
+    evaluation_signs,
+)
 
 COMPARISON_NAME = "comparison.html"  # written in the first run's folder for several runs when no --out is given
 MAX_TIMELINE_FRAMES = 12  # sample grids shown per run; longer runs show this many, evenly spaced, first and last kept
@@ -136,7 +149,7 @@ def _warnings_section(records: Sequence[RunRecord]) -> str:
         prefix = f"<b>{esc(record.label)}</b>: " if len(records) > 1 else ""
         if not record.rows:
             items.append(f'<li class="warning">{prefix}no metrics.jsonl rows: the run logged nothing yet</li>')
-        for sign in detect_failure_signs(record.rows, record.run_config):
+        for sign in _failure_signs(record):
             items.append(f'<li class="warning" data-kind="{esc(sign.kind)}">{prefix}{esc(sign.message)}</li>')
         for event in events(record.rows):
             details = ", ".join(f"{key} {value}" for key, value in event.items() if key not in ("step", "event"))
@@ -144,10 +157,36 @@ def _warnings_section(records: Sequence[RunRecord]) -> str:
                          f'{": " + esc(details) if details else ""}</li>')
     checks = (f"Checked: the generator starved (D(G(z)) below {STARVED_D_FAKE}), the discriminator won "
               f"(D loss below {WON_D_LOSS}), each for many log rows in a row, and mode collapse (sample "
-              f"diversity below {COLLAPSE_FRACTION:.0%} of its peak, where the run logs <code>{DIVERSITY_KEY}</code>).")
+              f"diversity below {COLLAPSE_FRACTION:.0%} of its peak, where the run logs <code>{DIVERSITY_KEY}</code>); "
+              "from the last evaluation: modes or classes lost, samples between the modes (high-quality share "
+              f"below {LOW_QUALITY_SHARE:.0%} of the real data's), FID rising at {FID_RISING_EVALS} evaluations "
+              "in a row.")
+    unmeasured = [record for record in records if not _evaluated(record)]
+    if unmeasured:
+        names = ", ".join(esc(str(record.path)) for record in unmeasured)
+        items.append(f'<li class="note">sample quality not measured for {names}: run <code>ganforge eval RUN</code> '
+                     "(or train with --eval-every N), then report again</li>")
     if not items:
         return f'<p class="ok">No known failure signs.</p><p class="note">{checks}</p>'
     return f'<ul class="warnings">{"".join(items)}</ul><p class="note">{checks}</p>'
+
+
+def _evaluated(record: RunRecord) -> bool:
+    return record.evaluation is not None or any("modes_covered" in row or "fid" in row for row in record.rows)
+
+
+def _failure_signs(record: RunRecord) -> list[FailureSign]:
+    """The signs of the log rows; those of the evaluations from eval.json where it is newer than the last
+    evaluated log row (``ganforge eval`` after training), else from the rows."""
+    evaluated_steps = [row["step"] for row in record.history if "modes_covered" in row or "fid" in row]
+    evaluation = record.evaluation
+    newer = (evaluation is not None and isinstance(evaluation.get("step"), int)
+             and evaluation["step"] >= max(evaluated_steps, default=-1))
+    signs = detect_failure_signs(record.rows, record.run_config, evaluations=not newer)
+    if newer:
+        assert evaluation is not None
+        signs += evaluation_signs([evaluation], record.run_config)
+    return signs
 
 
 def _config_section(records: Sequence[RunRecord]) -> str:
@@ -308,7 +347,8 @@ def _decision_surface_figure(record: RunRecord) -> str:
     generator, discriminator = build_models(checkpoint.config.model)
     checkpoint.restore_models(generator, discriminator)
     trained = TrainedGenerator(generator, checkpoint.config, checkpoint.step, torch.device("cpu"))
-    picture = decision_surface(trained.sample(SURFACE_POINTS, seed=0), trained.modes(), discriminator)
+    judge = judge_single_samples(discriminator, checkpoint.config.model.pack)  # a packed D judges packs of copies
+    picture = decision_surface(trained.sample(SURFACE_POINTS, seed=0), trained.modes(), judge)
     return (f'<figure><img id="decision-surface" src="{image_data_uri(picture)}" '
             f'alt="decision surface at step {checkpoint.step}">'
             f'<div class="scale"><span>D(x) = 0, fake</span><div class="bar" style="background: linear-gradient('

@@ -28,6 +28,8 @@ from PIL import Image, ImageDraw
 from torch import Tensor, nn
 
 from ganforge.config.schema import RunConfig
+from ganforge.data import MIXTURES, mixture_modes
+from ganforge.data.digits import STACKED_DIGITS_MODES
 from ganforge.runs.metrics_log import training_history
 from ganforge.runs.pictures import PLOT_MARGIN, PLOT_SIZE
 
@@ -38,6 +40,11 @@ SIGN_MIN_ROWS = 5  # consecutive log rows a loss sign must hold, so one noisy me
 SIGN_MIN_STEPS = 100  # and the steps those rows must span, so a run logged every step needs more than 5 steps
 COLLAPSE_MIN_ROWS = 3  # consecutive diversity values below the fraction (the trainer may log it less often)
 DIVERSITY_KEY = "diversity"  # the metrics.jsonl key of diversity(G(fixed noise)), logged by the trainer
+# Signs read from evaluations (--eval-every rows, or a run's eval.json):
+REAL_HIGH_QUALITY = 1 - math.exp(-4.5)  # share of a 2-D isotropic Gaussian within 3 std of its mean (98.9%)
+LOW_QUALITY_SHARE = 0.9  # high_quality below this share of the real data's: samples lie between the modes
+FID_RISING_EVALS = 3  # FID rising at this many evaluations in a row: the generator is getting worse
+DIGIT_CLASSES = 10
 
 SURFACE_GRID = 128  # D is evaluated on this many points per side, then smoothly upscaled to the picture
 SURFACE_REAL_RGB = (253, 174, 97)  # shade where D(x) = 1 ("real"); D(x) = 0 stays white
@@ -50,7 +57,7 @@ MODE_RGB = (214, 39, 40)  # real modes, as in images.scatter_plot
 class FailureSign:
     """One failure sign found in a run's log, with the steps it spans."""
 
-    kind: str  # "starved" | "discriminator-won" | "mode-collapse"
+    kind: str  # "starved" | "discriminator-won" | "mode-collapse" | "modes-lost" | "low-quality" | "fid-rising"
     message: str  # one line: what was seen, what it means, what to try
     first_step: int
     last_step: int
@@ -72,8 +79,10 @@ def diversity(samples: Tensor) -> float:
     return float(torch.pdist(flat).mean() / math.sqrt(flat.shape[1]))
 
 
-def detect_failure_signs(rows: Sequence[dict[str, Any]], config: RunConfig | None = None) -> list[FailureSign]:
-    """The failure signs in metrics.jsonl rows (event rows and rolled-back rows are handled), longest stretch each."""
+def detect_failure_signs(rows: Sequence[dict[str, Any]], config: RunConfig | None = None,
+                         evaluations: bool = True) -> list[FailureSign]:
+    """The failure signs in metrics.jsonl rows (event rows and rolled-back rows are handled), longest stretch each;
+    with ``evaluations``, also those of the evaluated rows (see :func:`evaluation_signs`)."""
     history = training_history(rows)
     signs = []
     loss = config.train.loss if config is not None else None
@@ -126,7 +135,53 @@ def detect_failure_signs(rows: Sequence[dict[str, Any]], config: RunConfig | Non
             f"{peak_value:.3g} (step {peak_step}), {_span(first, last, ongoing)}; the fixed-noise samples are "
             "near copies: look at the sample grids, try --loss nonsaturating, a lower --lr-g or a larger batch",
             first, last, ongoing))
+    return signs + (evaluation_signs(history, config) if evaluations else [])
+
+
+def evaluation_signs(history: Sequence[dict[str, Any]], config: RunConfig | None) -> list[FailureSign]:
+    """Failure signs in the evaluated rows: modes or classes missing at the last evaluation, a high-quality
+    share far below the real data's, FID rising at several evaluations in a row."""
+    signs = []
+    expected = _expected_modes(config)
+    for key, what in (("modes_covered", "modes"), ("classes_covered", "classes")):
+        rows = [row for row in history if _finite(row.get(key))]
+        total = expected if key == "modes_covered" else DIGIT_CLASSES
+        if rows and total is not None and rows[-1][key] < total:
+            step = rows[-1]["step"]
+            signs.append(FailureSign(
+                "modes-lost",
+                f"{what} lost: the evaluation at step {step} found {rows[-1][key]:g} of {total} {what}; the generator "
+                "drops part of the data: train longer, try --pack 2 or the data's preset (--preset auto)",
+                step, step, True))
+    rows = [row for row in history if _finite(row.get("high_quality"))]
+    if rows and rows[-1]["high_quality"] < LOW_QUALITY_SHARE * REAL_HIGH_QUALITY:
+        step, share = rows[-1]["step"], rows[-1]["high_quality"]
+        signs.append(FailureSign(
+            "low-quality",
+            f"blurred modes: at step {step} only {share:.1%} of samples lie within 3 std of a mode (real data: "
+            f"{REAL_HIGH_QUALITY:.1%}), the rest fall between modes: train longer, or decay the learning rates "
+            "(--lr-schedule cosine) so that late training sharpens the samples",
+            step, step, True))
+    rows = [row for row in history if _finite(row.get("fid"))]
+    recent = rows[-(FID_RISING_EVALS + 1):]
+    if len(recent) == FID_RISING_EVALS + 1 and all(b["fid"] > a["fid"] for a, b in zip(recent, recent[1:])):
+        first, last = recent[0]["step"], recent[-1]["step"]
+        signs.append(FailureSign(
+            "fid-rising",
+            f"FID rising: it grew at each of the last {FID_RISING_EVALS} evaluations, from {recent[0]['fid']:.3g} "
+            f"(step {first}) to {recent[-1]['fid']:.3g} (step {last}); the generator is getting worse: sample from "
+            "checkpoints/best (kept with --eval-every), or lower the learning rates",
+            first, last, True))
     return signs
+
+
+def _expected_modes(config: RunConfig | None) -> int | None:
+    """How many modes a run's data has, where the evaluation counts them (mixtures, stacked digits)."""
+    if config is None:
+        return None
+    if config.data.data in MIXTURES:
+        return len(mixture_modes(config.data.data)[0])
+    return STACKED_DIGITS_MODES if config.data.data == "stacked-digits" else None
 
 
 def failure_signs(rows: Sequence[dict[str, Any]], config: RunConfig | None = None) -> list[str]:

@@ -103,7 +103,7 @@ def fit(trainer: Trainer, run_dir: Path, steps: int, *, hooks: Sequence[HookFact
             try:
                 if due.log:
                     preview, row = _record(trainer, run_dir, log, step, active if due.hooks else [])
-                    watch.add(row)
+                    watch.add(row, final=step == steps or stopping)
                 if due.check_finite:
                     guard.check(step)
             except TrainingDivergedError as error:
@@ -155,9 +155,11 @@ class FailureWatch:
         self.rows: list[dict[str, Any]] = []  # this session's log rows
         self.warned: set[str] = set()
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: dict[str, Any], final: bool) -> None:
+        """Add a log row; the evaluations' signs (modes lost, blurred modes, FID rising) are judged at the end,
+        since early in training every run still misses modes."""
         self.rows.append(row)
-        for sign in detect_failure_signs(self.rows, self.config):
+        for sign in detect_failure_signs(self.rows, self.config, evaluations=final):
             if sign.ongoing and sign.kind not in self.warned:
                 self.warned.add(sign.kind)
                 self.log.warning(sign.message)

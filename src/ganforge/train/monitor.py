@@ -22,8 +22,10 @@ from ganforge.train import distributed
 from ganforge.errors import GanforgeError
 
 # d_real = mean D(x), d_fake = mean D(G(z)) in the D step (probabilities for the seed losses, raw scores for
-# lsgan/hinge/wgan-gp); *_grad_norm = L2 norm of all of a network's gradients; gradient_penalty: wgan-gp's term
-STATISTICS = ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm", "gradient_penalty")
+# lsgan/hinge/wgan-gp/rpgan); *_grad_norm = L2 norm of all of a network's gradients; gradient_penalty: wgan-gp's
+# term; r1_penalty, r2_penalty: the zero-centred penalties on real and generated samples (--r1, --r2), when applied
+STATISTICS = ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm", "gradient_penalty",
+              "r1_penalty", "r2_penalty")
 
 
 class Meter:

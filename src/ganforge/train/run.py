@@ -71,6 +71,8 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
     config = apply_overrides(saved, overrides)
     if "steps" in overrides:
         config.train.epochs = None
+    if config.train.preset is None:  # saved before presets existed: its unset keys keep the lectures' values
+        config.train.preset = "lecture"
     return _start(config, run_dir, resume_from=checkpoint, show_progress=show_progress, hooks=hooks)
 
 
@@ -97,7 +99,7 @@ def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_
     data.shard(distributed.rank(), distributed.world_size())  # before total_steps: an epoch is of global batches
     config = resolve_config(config, data)
     steps = total_steps(config, data)
-    trainer = Trainer(config, data, device)
+    trainer = Trainer(config, data, device, total_steps=steps)
     if resume_from is not None:
         trainer.restore(resume_from)
         if trainer.step >= steps:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ganforge.algorithm.penalties import gradient_penalty
+from ganforge.algorithm.penalties import gradient_penalty, zero_centred_penalty
 
 if TYPE_CHECKING:
     from ganforge.train.trainer import Trainer
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 def train_step(trainer: Trainer) -> None:
     """One iteration of the algorithm: the two phases in the configured order."""
     trainer.step += 1
+    trainer.schedule_learning_rates()
     if trainer.config.train.order == "d-first":
         discriminator_phase(trainer, trainer.step)
         generator_phase(trainer, trainer.step)
@@ -45,6 +46,10 @@ def discriminator_phase(trainer: Trainer, step: int) -> None:
             penalty = gradient_penalty(lambda between: trainer.judge(between, real_labels), real, fake, trainer.noise)
             loss = loss + penalty
             statistics["gradient_penalty"] = penalty
+        for name, samples, labels, gamma in trainer.penalties_due(step, real, real_labels, fake, fake_labels):
+            penalty = zero_centred_penalty(lambda inputs: trainer.judge(inputs, labels), samples, gamma)
+            loss = loss + penalty
+            statistics[name] = penalty
         trainer.opt_d.zero_grad(set_to_none=True)
         trainer.scaler_d.scale(loss).backward()
         trainer.scaler_d.unscale_(trainer.opt_d)
@@ -65,7 +70,14 @@ def generator_phase(trainer: Trainer, step: int) -> None:
             labels = trainer.sample_labels(batch_size)
             with trainer.autocast():
                 fake = trainer.run_generator(trainer.sample_noise(batch_size), labels)
-            loss = trainer.loss.generator(trainer.judge(fake, labels, trainer.frozen_discriminator))
+            fake_scores = trainer.judge(fake, labels, trainer.frozen_discriminator)
+            if trainer.loss.pairs_real:  # the relativistic loss judges each fake against a real partner
+                real, real_labels = trainer.real_batch()
+                with torch.no_grad():
+                    real_scores = trainer.judge(real, real_labels, trainer.frozen_discriminator)
+                loss = trainer.loss.generator(fake_scores, real_scores)
+            else:
+                loss = trainer.loss.generator(fake_scores)
             trainer.opt_g.zero_grad(set_to_none=True)
             trainer.scaler_g.scale(loss).backward()
             trainer.scaler_g.unscale_(trainer.opt_g)

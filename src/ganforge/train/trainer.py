@@ -17,6 +17,8 @@ from ganforge.algorithm.augment import DiffAugment
 from ganforge.algorithm.ema import ema_with_warmup
 from ganforge.algorithm.labels import balanced_labels
 from ganforge.algorithm.losses import LOSS_FAMILIES
+from ganforge.algorithm.packing import judge_single_samples, pack
+from ganforge.algorithm.schedules import learning_rate_factor
 from ganforge.config.presets import AUGMENT_SEED_OFFSET, PREVIEW_SEED_OFFSET
 from ganforge.config.schema import RunConfig
 from ganforge.data import MixtureData, RealData
@@ -46,7 +48,7 @@ def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
 class Trainer:
     """Holds the two networks, their optimizers and the random streams; runs the phases."""
 
-    def __init__(self, config: RunConfig, data: RealData, device: torch.device) -> None:
+    def __init__(self, config: RunConfig, data: RealData, device: torch.device, total_steps: int | None = None) -> None:
         self.config = config
         self.data = data
         self.device = device
@@ -88,6 +90,7 @@ class Trainer:
         self.meter = Meter(device)
         self.joint_judging = self.augment is None and judges_samples_independently(self.discriminator)
         self.step = 0
+        self.total_steps = total_steps or train.steps or 1  # the run's length, which a learning-rate schedule spans
 
     def autocast(self) -> torch.autocast:
         """Mixed precision for the forward passes when --precision is bf16 or fp16 (a no-op in fp32)."""
@@ -116,9 +119,11 @@ class Trainer:
         return real, labels
 
     def judge(self, samples: Tensor, labels: Tensor | None, discriminator: torch.nn.Module | None = None) -> Tensor:
-        """D's float32 outputs for samples (augmented first under --diffaug), as its phase's precision computes them."""
+        """D's float32 outputs for samples (augmented first under --diffaug, then packed under --pack), as its
+        phase's precision computes them: one score per sample, or per pack of ``pack`` samples."""
         if self.augment is not None:
             samples = self.augment(samples)
+        samples = pack(samples, self.config.model.pack)
         with self.autocast():
             return (self.run_discriminator if discriminator is None else discriminator)(samples, labels).float()
 
@@ -131,7 +136,8 @@ class Trainer:
             return self.judge(real, real_labels), self.judge(fake, fake_labels)
         labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
         scores = self.judge(torch.cat([real, fake]), labels)
-        return scores[:real.shape[0]], scores[real.shape[0]:]
+        half = scores.shape[0] // 2  # one score per sample, or per pack: the real half comes first
+        return scores[:half], scores[half:]
 
     @property
     def sampling_generator(self) -> Generator:
@@ -155,7 +161,7 @@ class Trainer:
         if self.data.kind == "points":
             path.parent.mkdir(parents=True, exist_ok=True)
             modes = self.data.modes if isinstance(self.data, MixtureData) else None
-            decision_surface(samples, modes, self.discriminator).save(path)
+            decision_surface(samples, modes, judge_single_samples(self.discriminator, self.config.model.pack)).save(path)
             return path
         return save_samples_picture(samples, path)
 
@@ -175,6 +181,29 @@ class Trainer:
             keep=self.config.train.keep_checkpoints,
         )
 
+    def schedule_learning_rates(self) -> None:
+        """Set both optimizers' rates for the current step from ``--lr-schedule``: the base rate (kept in each
+        group's ``initial_lr``, saved with the optimizer) times the schedule's factor. Constant: untouched."""
+        train = self.config.train
+        if train.lr_schedule == "constant":
+            return
+        factor = learning_rate_factor(train.lr_schedule, self.step, self.total_steps, train.lr_floor)
+        for optimizer in (self.opt_d, self.opt_g):
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
+
+    def penalties_due(self, step: int, real: Tensor, real_labels: Tensor | None, fake: Tensor,
+                      fake_labels: Tensor | None) -> list[tuple[str, Tensor, Tensor | None, float]]:
+        """The zero-centred penalties D's loss takes at this step: (name, samples, labels, gamma) for R1 on the real
+        batch and R2 on the fake one. Lazily every ``penalty_every`` steps with gamma scaled by that interval,
+        so the penalty's average weight stays the same (StyleGAN2's lazy regularization)."""
+        train = self.config.train
+        if step % train.penalty_every:
+            return []
+        due = [("r1_penalty", real, real_labels, train.r1), ("r2_penalty", fake, fake_labels, train.r2)]
+        return [(name, samples, labels, gamma * train.penalty_every) for name, samples, labels, gamma in due if gamma]
+
     def roll_back(self, run_dir: Path) -> dict[str, Any]:
         """Return to the latest checkpoint after a divergence, halving the learning rates that diverged."""
         if not list_checkpoints(run_dir):
@@ -182,12 +211,14 @@ class Trainer:
                 f"training diverged at step {self.step} before the first checkpoint, so there is nothing to roll "
                 "back to: lower --lr-d/--lr-g or set --checkpoint-every smaller"
             )
-        rates = {name: [group["lr"] for group in optimizer.param_groups]
+        rates = {name: [(group["lr"], group.get("initial_lr")) for group in optimizer.param_groups]
                  for name, optimizer in (("lr_d", self.opt_d), ("lr_g", self.opt_g))}
         self.restore(run_dir)
         for name, optimizer in (("lr_d", self.opt_d), ("lr_g", self.opt_g)):
-            for group, rate in zip(optimizer.param_groups, rates[name]):
+            for group, (rate, initial) in zip(optimizer.param_groups, rates[name]):
                 group["lr"] = rate * ROLLBACK_LR_FACTOR
+                if initial is not None:  # a schedule's base rate (see schedule_learning_rates)
+                    group["initial_lr"] = initial * ROLLBACK_LR_FACTOR
         self.meter.reset()
         return {"to_step": self.step,
                 "lr_d": self.opt_d.param_groups[0]["lr"], "lr_g": self.opt_g.param_groups[0]["lr"]}
