@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ganforge.config.help import default_text, describe_channels_text, loss_preset_text
-from ganforge.config.schema import D_LOSS_REDUCTIONS, D_NORMS, DEVICES, LOSSES, MODELS, ON_NAN, ORDERS, PRECISIONS, RunConfig, apply_overrides, flatten_keys
+from ganforge.config.schema import D_LOSS_REDUCTIONS, D_NORMS, DEVICES, LOSSES, LR_SCHEDULES, MODELS, ON_NAN, ORDERS, PRECISIONS, PRESETS, RunConfig, apply_overrides, flatten_keys
 from ganforge.errors import GanforgeError
 
 app = typer.Typer(
@@ -43,6 +43,8 @@ DeviceName = Literal[DEVICES]  # type: ignore[valid-type]
 OnNanName = Literal[ON_NAN]  # type: ignore[valid-type]
 PrecisionName = Literal[PRECISIONS]  # type: ignore[valid-type]
 DNormName = Literal[D_NORMS]  # type: ignore[valid-type]
+ScheduleName = Literal[LR_SCHEDULES]  # type: ignore[valid-type]
+PresetName = Literal[PRESETS]  # type: ignore[valid-type]
 
 
 def _default(key: str) -> str:
@@ -64,6 +66,8 @@ def train(
     num_classes: Annotated[Optional[int], typer.Option(help=f"Classes of a conditional model. {_default('num_classes')}", rich_help_panel=MODEL)] = None,
     spectral_norm: Annotated[Optional[bool], typer.Option("--spectral-norm/--no-spectral-norm", help=f"Spectral normalization of D's layers (Miyato et al. 2018); D's BatchNorm is then dropped unless --d-norm says otherwise. {_default('spectral_norm')}", rich_help_panel=MODEL)] = None,
     d_norm: Annotated[Optional[DNormName], typer.Option(help=f"D's normalization layers: batch (the seed tables), layer (per sample) or none. {_default('d_norm')}", rich_help_panel=MODEL)] = None,
+    depth: Annotated[Optional[int], typer.Option(help=f"Hidden layers of each toy network (PacGAN used 4 of 400 units). {_default('depth')}", rich_help_panel=MODEL)] = None,
+    pack: Annotated[Optional[int], typer.Option(help=f"PacGAN packing: D judges this many samples at once, concatenated, all real or all fake, which penalizes dropped modes; 1 = off. {_default('pack')}", rich_help_panel=MODEL)] = None,
     data: Annotated[Optional[str], typer.Option(help=f"digits (embedded), ring8, grid25, mnist, fashion-mnist, cifar10, celeba (torchvision), or a folder of images / .npy / .npz path. {_default('data')}", rich_help_panel=DATA)] = None,
     data_root: Annotated[Optional[str], typer.Option(help=f"Download cache for torchvision data sets. {_default('data_root')}", rich_help_panel=DATA)] = None,
     steps: Annotated[Optional[int], typer.Option(help=f"Iterations to train in all; one step is --d-steps D updates then --g-steps G updates. {_default('steps')}", rich_help_panel=ALGORITHM)] = None,
@@ -72,7 +76,7 @@ def train(
     d_steps: Annotated[Optional[int], typer.Option(help=f"k, discriminator updates per step. {_default('d_steps')}", rich_help_panel=ALGORITHM)] = None,
     g_steps: Annotated[Optional[int], typer.Option(help=f"Generator updates per step. {_default('g_steps')}", rich_help_panel=ALGORITHM)] = None,
     order: Annotated[Optional[OrderName], typer.Option(help=f"Which network trains first in each step. {_default('order')}", rich_help_panel=ALGORITHM)] = None,
-    loss: Annotated[Optional[LossName], typer.Option(help=f"The GAN loss. nonsaturating: G maximizes log D(G(z)); minimax: G minimizes log(1 - D(G(z))) (both with D's cross-entropy); lsgan: least squares; hinge: D's margin loss; wgan-gp: Wasserstein critic with gradient penalty (defaults to {loss_preset_text('wgan-gp')}). {_default('loss')}", rich_help_panel=ALGORITHM)] = None,
+    loss: Annotated[Optional[LossName], typer.Option(help=f"The GAN loss. nonsaturating: G maximizes log D(G(z)); minimax: G minimizes log(1 - D(G(z))) (both with D's cross-entropy); lsgan: least squares; hinge: D's margin loss; wgan-gp: Wasserstein critic with gradient penalty (defaults to {loss_preset_text('wgan-gp')}); rpgan: the relativistic pairing loss, D's softplus of paired real-minus-fake logits (R3GAN, with --r1 and --r2). {_default('loss')}", rich_help_panel=ALGORITHM)] = None,
     d_loss_reduction: Annotated[Optional[ReductionName], typer.Option(help=f"D loss = the average of its real and fake terms, or their sum (2x the gradient). {_default('d_loss_reduction')}", rich_help_panel=ALGORITHM)] = None,
     lr_d: Annotated[Optional[float], typer.Option(help=f"Adam learning rate of D. {_default('lr_d')}", rich_help_panel=ALGORITHM)] = None,
     lr_g: Annotated[Optional[float], typer.Option(help=f"Adam learning rate of G. {_default('lr_g')}", rich_help_panel=ALGORITHM)] = None,
@@ -81,6 +85,12 @@ def train(
     ema: Annotated[Optional[float], typer.Option(help=f"Keep an exponential moving average of G's weights with this decay (e.g. 0.999), used for samples, previews and metrics. {_default('ema')}", rich_help_panel=ALGORITHM)] = None,
     diffaug: Annotated[Optional[bool], typer.Option("--diffaug/--no-diffaug", help=f"Differentiable augmentation (DiffAugment) of every image D sees, real and generated: for small data sets. {_default('diffaug')}", rich_help_panel=ALGORITHM)] = None,
     diffaug_policy: Annotated[Optional[str], typer.Option(help=f"Comma-separated DiffAugment transforms: color, translation, cutout. {_default('diffaug_policy')}", rich_help_panel=ALGORITHM)] = None,
+    r1: Annotated[Optional[float], typer.Option(help=f"R1 penalty gamma/2 E||grad D(x)||^2 on real samples (Mescheder et al. 2018); 0 = off. {_default('r1')}", rich_help_panel=ALGORITHM)] = None,
+    r2: Annotated[Optional[float], typer.Option(help=f"R2 penalty, the same on generated samples (R3GAN pairs R1 and R2 with --loss rpgan); 0 = off. {_default('r2')}", rich_help_panel=ALGORITHM)] = None,
+    penalty_every: Annotated[Optional[int], typer.Option(help=f"Apply R1/R2 every N steps, weighted by N (lazy regularization). {_default('penalty_every')}", rich_help_panel=ALGORITHM)] = None,
+    lr_schedule: Annotated[Optional[ScheduleName], typer.Option(help=f"Learning rates over the run: constant, or a linear or cosine decay to --lr-floor times the base rates, so late training sharpens samples. {_default('lr_schedule')}", rich_help_panel=ALGORITHM)] = None,
+    lr_floor: Annotated[Optional[float], typer.Option(help=f"The fraction of the base learning rates a decaying schedule ends at. {_default('lr_floor')}", rich_help_panel=ALGORITHM)] = None,
+    preset: Annotated[Optional[PresetName], typer.Option(help=f"auto: keys you leave unset take the tuned values of your model and data (ring8, grid25, digits, stacked-digits; README); lecture: the seed GAN exactly as the lectures give it. {_default('preset')}", rich_help_panel=ALGORITHM)] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"Seed of the weights, noise and data order: same seed, same numbers. {_default('seed')}", rich_help_panel=RUN)] = None,
     device: Annotated[Optional[DeviceName], typer.Option(help=f"Where to train: auto is a CUDA GPU when there is one, else the CPU. {_default('device')}", rich_help_panel=RUN)] = None,
     log_every: Annotated[Optional[int], typer.Option(help=f"Steps between log rows (metrics.jsonl, progress bar). {_default('log_every')}", rich_help_panel=RUN)] = None,
