@@ -29,16 +29,16 @@ import time
 from dataclasses import dataclass, replace
 
 import torch
+from textbook import TextbookLoop
 from torch.utils.flop_counter import FlopCounterMode
 
+from ganforge.config.resolve import resolve_config
 from ganforge.config.schema import RunConfig, apply_overrides
 from ganforge.data import load_data
 from ganforge.models import build_models
+from ganforge.train.placement import cpu_has_native_bf16
 from ganforge.train.step import train_step
 from ganforge.train.trainer import Trainer
-from ganforge.train.placement import cpu_has_native_bf16
-from ganforge.config.resolve import resolve_config
-from textbook import TextbookLoop
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from textbook import TextbookLoop
 
+from ganforge.config.resolve import resolve_config
 from ganforge.config.schema import RunConfig, apply_overrides
 from ganforge.data import TensorData, load_data
 from ganforge.evaluation.evaluator import Evaluator
@@ -32,9 +34,6 @@ from ganforge.models import build_models
 from ganforge.sampling.generator import TrainedGenerator
 from ganforge.train.step import train_step
 from ganforge.train.trainer import Trainer
-from ganforge.config.resolve import resolve_config
-
-from textbook import TextbookLoop
 
 HIGH_QUALITY_TARGET = 0.9
 FID_SAMPLES = 2000

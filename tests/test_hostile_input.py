@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from ganforge.config.validate import SEED_RANGE, UPPER_LIMITS, validate
-from ganforge.config.schema import DataConfig, RunConfig, apply_overrides, config_keys
 from ganforge.config.io import load_yaml
+from ganforge.config.schema import DataConfig, RunConfig, apply_overrides, config_keys
+from ganforge.config.validate import SEED_RANGE, UPPER_LIMITS, validate
 from ganforge.data import load_data
 from ganforge.data.files import load_array_file, load_image_folder
 from ganforge.errors import ConfigError, DataError, GanforgeError

@@ -15,7 +15,21 @@ from rich.console import Console
 from rich.table import Table
 
 from ganforge.config.help import default_text, describe_channels_text, loss_preset_text
-from ganforge.config.schema import D_LOSS_REDUCTIONS, D_NORMS, DEVICES, LOSSES, LR_SCHEDULES, MODELS, ON_NAN, ORDERS, PRECISIONS, PRESETS, RunConfig, apply_overrides, flatten_keys
+from ganforge.config.schema import (
+    D_LOSS_REDUCTIONS,
+    D_NORMS,
+    DEVICES,
+    LOSSES,
+    LR_SCHEDULES,
+    MODELS,
+    ON_NAN,
+    ORDERS,
+    PRECISIONS,
+    PRESETS,
+    RunConfig,
+    apply_overrides,
+    flatten_keys,
+)
 from ganforge.errors import GanforgeError
 
 app = typer.Typer(

@@ -8,11 +8,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganforge.config.schema import LOSSES
-from ganforge.config.schema import RunConfig
-from ganforge.config.resolve import with_training_preset
+from ganforge.algorithm.losses import (
+    LOSS_FAMILIES,
+    critic_loss,
+    discriminator_loss,
+    hinge_discriminator_loss,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+    minimax_generator_loss,
+    nonsaturating_generator_loss,
+    score_generator_loss,
+)
 from ganforge.algorithm.penalties import GRADIENT_PENALTY_WEIGHT, gradient_penalty
-from ganforge.algorithm.losses import LOSS_FAMILIES, critic_loss, discriminator_loss, hinge_discriminator_loss, lsgan_discriminator_loss, lsgan_generator_loss, minimax_generator_loss, nonsaturating_generator_loss, score_generator_loss
+from ganforge.config.resolve import with_training_preset
+from ganforge.config.schema import LOSSES, RunConfig
 
 LOG2 = math.log(2.0)
 

@@ -14,7 +14,21 @@ import torch.nn.functional as F
 import ganforge.evaluation.metrics.classifier as classifier_module
 from ganforge.data.digits import load_digit_images
 from ganforge.errors import GanforgeError
-from ganforge.evaluation.metrics.classifier import CLASSIFIER_VERSION, FEATURE_DIM, DigitClassifier, TrainingRecipe, class_histogram, classes_covered, classifier_paths, classifier_score, held_out_split, kl_to_uniform, load_or_train_digit_classifier, random_shifts, train_digit_classifier
+from ganforge.evaluation.metrics.classifier import (
+    CLASSIFIER_VERSION,
+    FEATURE_DIM,
+    DigitClassifier,
+    TrainingRecipe,
+    class_histogram,
+    classes_covered,
+    classifier_paths,
+    classifier_score,
+    held_out_split,
+    kl_to_uniform,
+    load_or_train_digit_classifier,
+    random_shifts,
+    train_digit_classifier,
+)
 
 pytestmark = pytest.mark.slow  # trains the digit classifier
 

@@ -11,14 +11,32 @@ import torch
 
 import ganforge
 import ganforge.evaluation.evaluator as evaluation
+from ganforge.config.resolve import resolve_model
 from ganforge.config.schema import DataConfig, ModelConfig, RunConfig
 from ganforge.data.digits import load_digit_images, load_stacked_digits
 from ganforge.errors import GanforgeError
-from ganforge.evaluation.evaluator import CLASS_METRICS, FEATURE_METRICS, MIXTURE_METRICS, Evaluator, available_metrics, evaluate, format_results, per_channel, stacked_metrics, write_results
+from ganforge.evaluation.evaluator import (
+    CLASS_METRICS,
+    FEATURE_METRICS,
+    MIXTURE_METRICS,
+    Evaluator,
+    available_metrics,
+    evaluate,
+    format_results,
+    per_channel,
+    stacked_metrics,
+    write_results,
+)
 from ganforge.evaluation.metrics.classifier import load_or_train_digit_classifier
-from ganforge.evaluation.metrics.inception import FID_WEIGHTS_FILE, FID_WEIGHTS_URL, InceptionFeatures, InceptionV3FID, load_inception, resize_bilinear_tf1
+from ganforge.evaluation.metrics.inception import (
+    FID_WEIGHTS_FILE,
+    FID_WEIGHTS_URL,
+    InceptionFeatures,
+    InceptionV3FID,
+    load_inception,
+    resize_bilinear_tf1,
+)
 from ganforge.models import build_models
-from ganforge.config.resolve import resolve_model
 from ganforge.sampling.generator import TrainedGenerator
 
 SAMPLES = 200  # generated (and real) images per image evaluation in these tests: KID on 200 is fast

@@ -8,10 +8,10 @@ import torch
 from typer.testing import CliRunner
 
 import ganforge
-from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
 from ganforge.cli import app
-from ganforge.data import load_data
 from ganforge.config.schema import DataConfig
+from ganforge.data import load_data
+from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
 
 runner = CliRunner()
 

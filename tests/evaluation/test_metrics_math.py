@@ -8,7 +8,22 @@ import pytest
 import torch
 
 from ganforge.errors import GanforgeError
-from ganforge.evaluation.metrics import DensityCoverage, FrechetDistance, KernelDistance, MixtureModeStats, PrecisionRecall, density_coverage, frechet_distance, frechet_distance_from_stats, gaussian_stats, kernel_distance, mean_and_stderr, mixture_mode_stats, poly_mmd2_unbiased, precision_recall
+from ganforge.evaluation.metrics import (
+    DensityCoverage,
+    FrechetDistance,
+    KernelDistance,
+    MixtureModeStats,
+    PrecisionRecall,
+    density_coverage,
+    frechet_distance,
+    frechet_distance_from_stats,
+    gaussian_stats,
+    kernel_distance,
+    mean_and_stderr,
+    mixture_mode_stats,
+    poly_mmd2_unbiased,
+    precision_recall,
+)
 
 
 def randn(*shape: int, seed: int = 0) -> torch.Tensor:

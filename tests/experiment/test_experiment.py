@@ -15,6 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from conftest import TINY_TOY
 from ganforge.api import write_report
 from ganforge.cli import app
 from ganforge.errors import ConfigError, GanforgeError
@@ -23,8 +24,6 @@ from ganforge.experiment.plan import plan_runs
 from ganforge.experiment.scheduler import run_experiment
 from ganforge.experiment.spec import load_spec, parse_spec
 from ganforge.experiment.summary import spread
-
-from conftest import TINY_TOY
 
 # TINY_TOY on grid25, a little wider and longer so that the runs cover a few modes and their numbers differ.
 BASE = {**TINY_TOY, "data": "grid25", "width": 32, "batch_size": 64, "steps": 60, "checkpoint_every": 20,

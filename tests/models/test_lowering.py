@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
+from ganforge.config.resolve import resolve_config
 from ganforge.config.schema import ModelConfig, RunConfig, apply_overrides
 from ganforge.data import load_data
 from ganforge.models import build_models
 from ganforge.models.lowering import GemmConvTranspose2d, gemm_pays_off, tune_for_cpu, use_gemm_form
-from ganforge.train.trainer import Trainer
 from ganforge.train.placement import judges_samples_independently, place_network
-from ganforge.config.resolve import resolve_config
+from ganforge.train.trainer import Trainer
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
 

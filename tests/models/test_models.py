@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from ganforge import cli
 from ganforge.config.schema import ModelConfig
-from ganforge.models.describe import describe
 from ganforge.errors import ConfigError
 from ganforge.models import Discriminator, Generator, architecture, build_models, shapes_through
+from ganforge.models.describe import describe
 from ganforge.models.layers import Project
 
 CONVS = (nn.Conv2d, nn.ConvTranspose2d)

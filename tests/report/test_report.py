@@ -16,14 +16,23 @@ from PIL import Image
 from torch import nn
 
 import ganforge
-from ganforge.report.animate import animate, sample_grids
-from ganforge.train.diagnostics import COLLAPSE_FRACTION, SIGN_MIN_ROWS, SIGN_MIN_STEPS, STARVED_D_FAKE, decision_surface, detect_failure_signs, diversity, failure_signs
-from ganforge.runs.metrics_log import read_metrics, training_history
 from ganforge.errors import GanforgeError
-from ganforge.runs.pictures import scatter_plot
+from ganforge.report.animate import animate, sample_grids
 from ganforge.report.page import html_page, style_sheet
 from ganforge.report.run_page import SECTIONS, timeline_frames, write_report
 from ganforge.report.svg import Series, line_chart, nice_ticks
+from ganforge.runs.metrics_log import read_metrics, training_history
+from ganforge.runs.pictures import scatter_plot
+from ganforge.train.diagnostics import (
+    COLLAPSE_FRACTION,
+    SIGN_MIN_ROWS,
+    SIGN_MIN_STEPS,
+    STARVED_D_FAKE,
+    decision_surface,
+    detect_failure_signs,
+    diversity,
+    failure_signs,
+)
 
 TINY_IMAGE_RUN = {"model": "dcgan", "data": "digits", "image_size": 28, "width": 4, "batch_size": 8, "steps": 20,
                   "log_every": 5, "sample_every": 5, "checkpoint_every": 0, "tensorboard": False, "seed": 0}

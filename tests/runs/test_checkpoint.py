@@ -32,8 +32,15 @@ import pytest
 import torch
 
 import ganforge
-from ganforge.runs.checkpoint import CHECKPOINT_FILES, TENSOR_FILES, Checkpoint, find_checkpoint, list_checkpoints, read_checkpoint
 from ganforge.errors import CheckpointError
+from ganforge.runs.checkpoint import (
+    CHECKPOINT_FILES,
+    TENSOR_FILES,
+    Checkpoint,
+    find_checkpoint,
+    list_checkpoints,
+    read_checkpoint,
+)
 
 SOURCE = Path(__file__).resolve().parents[2] / "src" / "ganforge"
 VICTIM_FLAGS = ["--model", "toy", "--data", "ring8", "--width", "16", "--batch-size", "32", "--checkpoint-every", "1",

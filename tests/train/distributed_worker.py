@@ -22,12 +22,13 @@ import torch
 from safetensors.torch import save_file
 
 from ganforge import cli
-from ganforge.train import loop, run
-from ganforge.train.loop import TrainResult
-from ganforge.train.trainer import Trainer
 from ganforge.data import MixtureData, TensorData
 from ganforge.errors import DataError
+from ganforge.train import loop
+from ganforge.train import run as train_run
+from ganforge.train.loop import TrainResult
 from ganforge.train.monitor import Meter
+from ganforge.train.trainer import Trainer
 
 RANK = int(os.environ["RANK"])
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -75,7 +76,7 @@ class Observer:
 def observe(observer: Observer) -> None:
     """Wrap the few functions whose calls the tests look at, or that fail on purpose."""
     next_index, next_points = TensorData._next_index, MixtureData.next_batch
-    sample_noise, fit, train_step = Trainer.sample_noise, run.fit, loop.train_step
+    sample_noise, fit, train_step = Trainer.sample_noise, train_run.fit, loop.train_step
     meter_add = Meter.add
 
     def record_index(self: TensorData, batch_size: int) -> torch.Tensor:
@@ -112,7 +113,7 @@ def observe(observer: Observer) -> None:
     TensorData._next_index = record_index
     MixtureData.next_batch = record_points
     Trainer.sample_noise = record_noise
-    run.fit = capture
+    train_run.fit = capture
     loop.train_step = step_then_fail
     Meter.add = add_nan
 

@@ -23,11 +23,11 @@ from safetensors.torch import load_file
 
 import ganforge
 from conftest import TINY_DCGAN, TINY_TOY
-from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
 from ganforge.config.schema import DataConfig
 from ganforge.data import MixtureData, TensorData, load_data
 from ganforge.data.mixtures import mixture_modes, sample_mixture
 from ganforge.errors import ConfigError, DataError, DistributedError
+from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
 
 pytestmark = pytest.mark.slow  # each test starts torchrun processes
 

@@ -11,16 +11,15 @@ import torch
 from typer.testing import CliRunner
 
 import ganforge
+from conftest import TINY_DCGAN, TINY_TOY
 from ganforge import cli
-from ganforge.runs.checkpoint import read_checkpoint
+from ganforge.config.resolve import resolve_config
 from ganforge.config.schema import RunConfig, apply_overrides
 from ganforge.data import load_data
 from ganforge.errors import ConfigError, GanforgeError
+from ganforge.runs.checkpoint import read_checkpoint
 from ganforge.train.step import train_step
 from ganforge.train.trainer import Trainer
-from ganforge.config.resolve import resolve_config
-
-from conftest import TINY_DCGAN, TINY_TOY
 
 EVERYTHING = {**TINY_DCGAN, "conditional": True, "spectral_norm": True, "ema": 0.9, "diffaug": True, "loss": "hinge"}
 

@@ -12,16 +12,16 @@ import torch
 import yaml
 
 import ganforge
-from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
+from ganforge.config.resolve import resolve_config, total_steps
 from ganforge.config.schema import RunConfig, apply_overrides
 from ganforge.data import load_data
 from ganforge.errors import TrainingDivergedError
-from ganforge.train.monitor import Meter
+from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
 from ganforge.train import loop
 from ganforge.train import step as step_module
+from ganforge.train.monitor import Meter
 from ganforge.train.step import discriminator_phase, generator_phase, train_step
 from ganforge.train.trainer import Trainer
-from ganforge.config.resolve import resolve_config, total_steps
 
 
 def make_trainer(keys: dict) -> Trainer:

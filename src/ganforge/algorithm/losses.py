@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor
 
+
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor, reduction: str = "average") -> Tensor:
     """-(E[log D(x)] + E[log(1 - D(G(z)))]), the negated objective D ascends.
 

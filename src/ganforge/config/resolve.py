@@ -11,7 +11,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Protocol
 
-from ganforge.config.presets import DATA_PRESETS, DCGAN_SIZES, DEFAULT_ALGORITHM, LOSS_PRESETS, TRAINING_PRESETS, model_preset
+from ganforge.config.presets import (
+    DATA_PRESETS,
+    DCGAN_SIZES,
+    DEFAULT_ALGORITHM,
+    LOSS_PRESETS,
+    TRAINING_PRESETS,
+    model_preset,
+)
 from ganforge.config.schema import KEY_TO_SECTION, ModelConfig, RunConfig, apply_overrides
 from ganforge.errors import ConfigError
 

@@ -12,11 +12,11 @@ from ganforge.config.schema import (
     KEY_TO_SECTION,
     LOSSES,
     LR_SCHEDULES,
-    PRESETS,
     MODELS,
     ON_NAN,
     ORDERS,
     PRECISIONS,
+    PRESETS,
     RunConfig,
 )
 from ganforge.errors import ConfigError, shown

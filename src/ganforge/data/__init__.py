@@ -25,10 +25,10 @@ from torch import Tensor
 
 from ganforge.config.presets import DATA_SEED_OFFSET
 from ganforge.config.schema import DataConfig
-from ganforge.data.sharding import own_share
 from ganforge.data.digits import STACKED_DIGITS_COUNT, STACKED_DIGITS_SIZE, load_digit_images, load_stacked_digits
 from ganforge.data.files import load_array_file, load_image_folder, load_torchvision_dataset
 from ganforge.data.mixtures import mixture_modes, sample_mixture
+from ganforge.data.sharding import own_share
 from ganforge.errors import DataError
 
 IMAGE_SETS = {  # name -> natural (image size, channels)

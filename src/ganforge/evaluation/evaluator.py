@@ -41,12 +41,27 @@ from torch import Tensor
 
 from ganforge.config.resolve import learns_points
 from ganforge.config.schema import RunConfig
-from ganforge.data import MIXTURES, TensorData, data_cache as default_data_cache, load_data
+from ganforge.data import MIXTURES, TensorData, load_data
+from ganforge.data import data_cache as default_data_cache
 from ganforge.data.digits import STACKED_DIGITS_MODES, stacked_mode_ids
 from ganforge.data.mixtures import mixture_modes, sample_mixture
 from ganforge.errors import GanforgeError
-from ganforge.evaluation.metrics.classifier import NUM_CLASSES, DigitClassifier, class_histogram, classifier_score, kl_to_uniform, load_or_train_digit_classifier
-from ganforge.evaluation.metrics.feature_metrics import DEFAULT_KID_SUBSET_SIZE, DEFAULT_KID_SUBSETS, density_coverage, frechet_distance, kernel_distance, precision_recall
+from ganforge.evaluation.metrics.classifier import (
+    NUM_CLASSES,
+    DigitClassifier,
+    class_histogram,
+    classifier_score,
+    kl_to_uniform,
+    load_or_train_digit_classifier,
+)
+from ganforge.evaluation.metrics.feature_metrics import (
+    DEFAULT_KID_SUBSET_SIZE,
+    DEFAULT_KID_SUBSETS,
+    density_coverage,
+    frechet_distance,
+    kernel_distance,
+    precision_recall,
+)
 from ganforge.evaluation.metrics.inception import InceptionFeatures, load_inception
 from ganforge.evaluation.metrics.mixtures import mixture_mode_stats
 from ganforge.sampling.generator import SAMPLE_BATCH, TrainedGenerator

@@ -16,10 +16,10 @@ from ganforge.config.schema import ModelConfig
 from ganforge.models import dcgan, mlp, toy
 from ganforge.models.layers import (
     Discriminator,
-    apply_spectral_norm,
     Generator,
     LayerSpec,
     Shape,
+    apply_spectral_norm,
     count_parameters,
     init_dcgan_weights,
     shapes_through,

@@ -20,11 +20,20 @@ from typing import Any
 
 import torch
 
-from ganforge.errors import GanforgeError
 from ganforge.algorithm.packing import judge_single_samples
+from ganforge.errors import GanforgeError
 from ganforge.evaluation.evaluator import HIGHER_IS_BETTER
 from ganforge.models import build_models
-from ganforge.report.page import REPORT_NAME, attributes, file_data_uri, format_number, html_page, image_data_uri, note_html, show_value
+from ganforge.report.page import (
+    REPORT_NAME,
+    attributes,
+    file_data_uri,
+    format_number,
+    html_page,
+    image_data_uri,
+    note_html,
+    show_value,
+)
 from ganforge.report.run_record import RunRecord, read_run, run_labels
 from ganforge.report.svg import PALETTE, SMALL_CHART_WIDTH, Series, line_chart
 from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint

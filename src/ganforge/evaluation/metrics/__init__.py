@@ -6,8 +6,27 @@ for each key. The feature extractors: the digit classifier ganforge trains itsel
 (classifier.py) and Inception-v3 with the FID weights (inception.py).
 """
 
-from ganforge.evaluation.metrics.classifier import DigitClassifier, class_histogram, classes_covered, classifier_score, kl_to_uniform, load_or_train_digit_classifier
-from ganforge.evaluation.metrics.feature_metrics import DensityCoverage, FrechetDistance, KernelDistance, PrecisionRecall, density_coverage, frechet_distance, frechet_distance_from_stats, gaussian_stats, kernel_distance, poly_mmd2_unbiased, precision_recall
+from ganforge.evaluation.metrics.classifier import (
+    DigitClassifier,
+    class_histogram,
+    classes_covered,
+    classifier_score,
+    kl_to_uniform,
+    load_or_train_digit_classifier,
+)
+from ganforge.evaluation.metrics.feature_metrics import (
+    DensityCoverage,
+    FrechetDistance,
+    KernelDistance,
+    PrecisionRecall,
+    density_coverage,
+    frechet_distance,
+    frechet_distance_from_stats,
+    gaussian_stats,
+    kernel_distance,
+    poly_mmd2_unbiased,
+    precision_recall,
+)
 from ganforge.evaluation.metrics.inception import InceptionFeatures, find_inception_weights, load_inception
 from ganforge.evaluation.metrics.mixtures import MixtureModeStats, mean_and_stderr, mixture_mode_stats
 
