@@ -241,7 +241,8 @@ def evaluate_run(
 ) -> None:
     """Measure sample quality: each metric beside its real-data floor; writes eval.json in the run folder."""
     from ganforge import api
-    from ganforge.evaluation.evaluator import evaluate, format_results, write_results
+    from ganforge.evaluation.evaluator import evaluate
+    from ganforge.evaluation.results import format_results, write_results
     from ganforge.runs.checkpoint import find_checkpoint
 
     generator = api.load(run, device=device)

@@ -15,18 +15,7 @@ from ganforge.config.resolve import resolve_model
 from ganforge.config.schema import DataConfig, ModelConfig, RunConfig
 from ganforge.data.digits import load_digit_images, load_stacked_digits
 from ganforge.errors import GanforgeError
-from ganforge.evaluation.evaluator import (
-    CLASS_METRICS,
-    FEATURE_METRICS,
-    MIXTURE_METRICS,
-    Evaluator,
-    available_metrics,
-    evaluate,
-    format_results,
-    per_channel,
-    stacked_metrics,
-    write_results,
-)
+from ganforge.evaluation.evaluator import Evaluator, evaluate, per_channel, stacked_metrics
 from ganforge.evaluation.metrics.classifier import load_or_train_digit_classifier
 from ganforge.evaluation.metrics.inception import (
     FID_WEIGHTS_FILE,
@@ -36,6 +25,8 @@ from ganforge.evaluation.metrics.inception import (
     load_inception,
     resize_bilinear_tf1,
 )
+from ganforge.evaluation.registry import CLASS_METRICS, FEATURE_METRICS, MIXTURE_METRICS, available_metrics
+from ganforge.evaluation.results import format_results, write_results
 from ganforge.models import build_models
 from ganforge.sampling.generator import TrainedGenerator
 

@@ -27,11 +27,6 @@ data, the feature extractor, the real features and the floors are computed once.
 
 from __future__ import annotations
 
-import difflib
-import json
-import math
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +36,7 @@ from torch import Tensor
 
 from ganforge.config.resolve import learns_points
 from ganforge.config.schema import RunConfig
-from ganforge.data import MIXTURES, TensorData, load_data
+from ganforge.data import TensorData, load_data
 from ganforge.data import data_cache as default_data_cache
 from ganforge.data.digits import STACKED_DIGITS_MODES, stacked_mode_ids
 from ganforge.data.mixtures import mixture_modes, sample_mixture
@@ -64,6 +59,15 @@ from ganforge.evaluation.metrics.feature_metrics import (
 )
 from ganforge.evaluation.metrics.inception import InceptionFeatures, load_inception
 from ganforge.evaluation.metrics.mixtures import mixture_mode_stats
+from ganforge.evaluation.registry import (
+    CLASS_METRICS,
+    DIGIT_DATA,
+    FEATURE_METRICS,
+    STACKED_METRICS,
+    Results,
+    resolve_feature_extractor,
+    resolve_metrics,
+)
 from ganforge.sampling.generator import SAMPLE_BATCH, TrainedGenerator
 
 MIXTURE_SAMPLES = 2_500  # generated points for the mixture metrics (VEEGAN, PacGAN)
@@ -72,24 +76,7 @@ STACKED_SAMPLES = 26_000  # generated images whose modes are counted on stacked 
 MIN_IMAGE_SAMPLES = 20  # the floor's halves need more than k = 5 neighbours each
 PRECISION_RECALL_K = 3
 DENSITY_COVERAGE_K = 5
-EVAL_FILE = "eval.json"
 METRIC_DTYPE = torch.float32  # KID's kernels and the k-NN distances: 4x faster than float64, same values to 1e-6
-
-MIXTURE_METRICS = ("modes_covered", "modes_covered_strict", "high_quality", "reverse_kl")
-FEATURE_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
-CLASS_METRICS = ("classifier_score", "classes_covered", "class_kl")
-STACKED_METRICS = ("modes_covered", "reverse_kl")
-ALL_METRICS = tuple(dict.fromkeys(MIXTURE_METRICS + FEATURE_METRICS + CLASS_METRICS + STACKED_METRICS))
-FEATURE_EXTRACTORS = ("classifier", "inception", "auto")  # auto: classifier for digit data, inception otherwise
-DIGIT_DATA = ("digits", "stacked-digits")  # data the digit classifier understands
-HIGHER_IS_BETTER = {
-    "modes_covered": True, "modes_covered_strict": True, "high_quality": True, "reverse_kl": False,
-    "fid": False, "kid": False, "precision": True, "recall": True, "density": True, "coverage": True,
-    "classifier_score": True, "classes_covered": True, "class_kl": False,
-}
-
-Results = dict[str, float | int | str]
-
 
 @dataclass
 class Analysis:
@@ -98,63 +85,6 @@ class Analysis:
     features: list[Tensor] = field(default_factory=list)  # (B, D) each
     probabilities: list[Tensor] = field(default_factory=list)  # (B, 10) digit class probabilities
     mode_ids: list[Tensor] = field(default_factory=list)  # (B,) stacked-digit modes 0..999
-
-
-def available_metrics(config: RunConfig) -> list[str]:
-    """The metrics a run can be evaluated with (by any feature extractor); the default set of :func:`evaluate`."""
-    data = config.data.data
-    if learns_points(config):
-        return list(MIXTURE_METRICS) if data in MIXTURES else []
-    if data == "digits":
-        return [*FEATURE_METRICS, *CLASS_METRICS]
-    if data == "stacked-digits":
-        return [*FEATURE_METRICS, *STACKED_METRICS]
-    return list(FEATURE_METRICS)
-
-
-def resolve_feature_extractor(config: RunConfig, feature_extractor: str) -> str:
-    """``classifier`` or ``inception``; ``auto`` is the classifier for digit data and inception otherwise."""
-    if feature_extractor not in FEATURE_EXTRACTORS:
-        raise GanforgeError(f"feature extractor '{feature_extractor}' is not one of {', '.join(FEATURE_EXTRACTORS)}")
-    if feature_extractor == "auto":
-        return "classifier" if config.data.data in DIGIT_DATA else "inception"
-    return feature_extractor
-
-
-def resolve_metrics(config: RunConfig, metrics: Sequence[str] | str | None) -> list[str]:
-    """The requested metrics (None = all available; a string may list them with commas), checked against the run."""
-    available = available_metrics(config)
-    kind = f"this run generates 2-D points ({config.data.data})" if learns_points(config) else \
-        f"this run generates images ({config.data.data})"
-    if metrics is None:
-        if not available:
-            raise GanforgeError(f"no metric applies to this run: {kind}, and the mixture metrics need the modes of "
-                                f"a built-in mixture ({', '.join(MIXTURES)})")
-        return available
-    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else [str(m).strip() for m in metrics]
-    names = list(dict.fromkeys(name for name in names if name))
-    if not names:
-        raise GanforgeError(f"no metric was named; choose from {', '.join(available) or 'none'}")
-    for name in names:
-        if name not in ALL_METRICS:
-            close = difflib.get_close_matches(name, ALL_METRICS, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"choose from {', '.join(available)}"
-            raise GanforgeError(f"unknown metric '{name}': {hint}")
-        if name not in available:
-            if name in FEATURE_METRICS or name in CLASS_METRICS:
-                need = "images" if name in FEATURE_METRICS else "digit images (digits)"
-            elif name in STACKED_METRICS:
-                need = "a 2-D mixture (ring8, grid25) or stacked-digits"
-            else:
-                need = "a 2-D mixture (ring8, grid25)"
-            raise GanforgeError(f"metric '{name}' needs {need}, but {kind}: "
-                                f"use {', '.join(available) or 'no metric'}")
-    return names
-
-
-# ---------------------------------------------------------------------------
-# Pure helpers
-# ---------------------------------------------------------------------------
 
 
 def feature_metrics(real: Tensor, fake: Tensor, names: Sequence[str], seed: int = 0) -> dict[str, float]:
@@ -404,46 +334,3 @@ def evaluate(generator: TrainedGenerator, metrics: Sequence[str] | str | None = 
     return evaluator(generator)
 
 
-# ---------------------------------------------------------------------------
-# Reporting
-# ---------------------------------------------------------------------------
-
-
-def format_results(results: Results) -> str:
-    """A two-column table: ``fid  3.104  (floor 1.198)``, one metric a line, then the extractor and sample count."""
-    lines = []
-    names = [key for key in results if key in HIGHER_IS_BETTER]
-    width = max([len(name) for name in names] + [len("feature extractor")])
-
-    def show(value: float | int | str) -> str:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, float):
-            return f"{value:.4g}" if math.isfinite(value) else str(value)
-        return str(value)
-
-    for name in names:
-        arrow = "higher is better" if HIGHER_IS_BETTER[name] else "lower is better"
-        floor = f"  (floor {show(results[f'{name}_floor'])})" if f"{name}_floor" in results else ""
-        lines.append(f"{name:<{width}}  {show(results[name]):>8}{floor}  [{arrow}]")
-    if "feature_extractor" in results:
-        lines.append(f"{'feature extractor':<{width}}  {results['feature_extractor']}")
-    if "num_samples" in results:
-        lines.append(f"{'samples':<{width}}  {results['num_samples']:,}")
-    return "\n".join(lines)
-
-
-def write_results(results: Results, run_dir: Path | str) -> Path:
-    """Write ``results`` to ``<run_dir>/eval.json`` atomically (a temporary file renamed over it)."""
-    path = Path(run_dir) / EVAL_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{EVAL_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(results, file, indent=2)
-            file.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path

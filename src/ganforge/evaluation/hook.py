@@ -9,7 +9,9 @@ from pathlib import Path
 
 from ganforge.config.resolve import learns_points
 from ganforge.errors import ConfigError
-from ganforge.evaluation.evaluator import HIGHER_IS_BETTER, Evaluator, write_results
+from ganforge.evaluation.evaluator import Evaluator
+from ganforge.evaluation.registry import HIGHER_IS_BETTER
+from ganforge.evaluation.results import write_results
 from ganforge.runs.files import write_text_atomically
 from ganforge.sampling.generator import TrainedGenerator
 from ganforge.train.trainer import Trainer

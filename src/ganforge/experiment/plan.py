@@ -17,8 +17,8 @@ from ganforge.config.validate import validate
 from ganforge.data import IMAGE_SETS, MIXTURES, builtin_names, mixture_modes
 from ganforge.data.digits import STACKED_DIGITS_MODES
 from ganforge.errors import ConfigError, GanforgeError
-from ganforge.evaluation.evaluator import DIGIT_DATA, FEATURE_METRICS, resolve_feature_extractor, resolve_metrics
 from ganforge.evaluation.metrics.classifier import NUM_CLASSES
+from ganforge.evaluation.registry import DIGIT_DATA, FEATURE_METRICS, resolve_feature_extractor, resolve_metrics
 from ganforge.experiment.folder import RUNS_FOLDER
 from ganforge.experiment.spec import ExperimentSpec, Variant
 

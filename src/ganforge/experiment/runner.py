@@ -21,8 +21,9 @@ from ganforge.config.resolve import total_steps
 from ganforge.config.schema import RunConfig
 from ganforge.data import load_data
 from ganforge.errors import GanforgeError, TrainingDivergedError
-from ganforge.evaluation.evaluator import evaluate, write_results
+from ganforge.evaluation.evaluator import evaluate
 from ganforge.evaluation.hook import PeriodicEvaluation
+from ganforge.evaluation.results import write_results
 from ganforge.experiment.folder import RUN_LOCK_FILE, RUN_LOG_FILE, RUN_PLAN_FILE, RUN_RESULT_FILE
 from ganforge.experiment.plan import PlannedRun, coverage_target
 from ganforge.experiment.summary import format_value

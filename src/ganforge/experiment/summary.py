@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.errors import GanforgeError
-from ganforge.evaluation.evaluator import HIGHER_IS_BETTER
+from ganforge.evaluation.registry import HIGHER_IS_BETTER
 from ganforge.experiment.folder import RESULTS_FILE, SPEC_FILE, SUMMARY_FILE, TABLE_FILE, read_result
 from ganforge.experiment.plan import PlannedRun, coverage_target
 from ganforge.experiment.spec import ExperimentSpec

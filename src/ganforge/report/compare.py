@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from ganforge.errors import GanforgeError
-from ganforge.evaluation.evaluator import EVAL_FILE
+from ganforge.evaluation.results import EVAL_FILE
 from ganforge.runs.metrics_log import read_metrics, training_history
 
 LAST_ROW_KEYS = ("d_loss", "g_loss", "d_real", "d_fake", "images_per_second")  # the last log row's statistics

@@ -22,7 +22,7 @@ import torch
 
 from ganforge.algorithm.packing import judge_single_samples
 from ganforge.errors import GanforgeError
-from ganforge.evaluation.evaluator import HIGHER_IS_BETTER
+from ganforge.evaluation.registry import HIGHER_IS_BETTER
 from ganforge.models import build_models
 from ganforge.report.page import (
     REPORT_NAME,
@@ -36,22 +36,15 @@ from ganforge.report.page import (
 )
 from ganforge.report.run_record import RunRecord, read_run, run_labels
 from ganforge.report.svg import PALETTE, SMALL_CHART_WIDTH, Series, line_chart
+from ganforge.report.warnings_section import warnings_section
 from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
 from ganforge.runs.metrics_log import events, is_number, numeric_keys
 from ganforge.runs.pictures import image_grid
 from ganforge.sampling.generator import TrainedGenerator
 from ganforge.train.diagnostics import (
-    COLLAPSE_FRACTION,
     DIVERSITY_KEY,
-    FID_RISING_EVALS,
-    LOW_QUALITY_SHARE,
-    STARVED_D_FAKE,
     SURFACE_REAL_RGB,
-    WON_D_LOSS,
-    FailureSign,
     decision_surface,
-    detect_failure_signs,
-    evaluation_signs,
 )
 
 COMPARISON_NAME = "comparison.html"  # written in the first run's folder for several runs when no --out is given
@@ -106,7 +99,7 @@ def render_report(records: Sequence[RunRecord]) -> str:
     """The whole page as one string."""
     compare = len(records) > 1
     bodies = {
-        "warnings": _warnings_section(records),
+        "warnings": warnings_section(records),
         "config": _config_section(records),
         "losses": _chart_section(records, [("d_loss", "D loss"), ("g_loss", "G loss")], "losses", "loss",
                                  note="At the equilibrium D = 1/2 the D loss is log 2 = 0.693 "
@@ -149,53 +142,6 @@ def _summary(records: Sequence[RunRecord]) -> str:
         cards.append(f'<div class="card" style="border-top-color: {colour}"><h3>{esc(record.label)}</h3>'
                      f'<p class="path">{esc(str(record.path.resolve()))}</p><dl>{rows}</dl></div>')
     return f'<div class="cards">{"".join(cards)}</div>'
-
-
-def _warnings_section(records: Sequence[RunRecord]) -> str:
-    esc = html.escape
-    items = []
-    for record in records:
-        prefix = f"<b>{esc(record.label)}</b>: " if len(records) > 1 else ""
-        if not record.rows:
-            items.append(f'<li class="warning">{prefix}no metrics.jsonl rows: the run logged nothing yet</li>')
-        for sign in _failure_signs(record):
-            items.append(f'<li class="warning" data-kind="{esc(sign.kind)}">{prefix}{esc(sign.message)}</li>')
-        for event in events(record.rows):
-            details = ", ".join(f"{key} {value}" for key, value in event.items() if key not in ("step", "event"))
-            items.append(f'<li class="event">{prefix}{esc(str(event["event"]))} at step {esc(str(event["step"]))}'
-                         f'{": " + esc(details) if details else ""}</li>')
-    checks = (f"Checked: the generator starved (D(G(z)) below {STARVED_D_FAKE}), the discriminator won "
-              f"(D loss below {WON_D_LOSS}), each for many log rows in a row, and mode collapse (sample "
-              f"diversity below {COLLAPSE_FRACTION:.0%} of its peak, where the run logs <code>{DIVERSITY_KEY}</code>); "
-              "from the last evaluation: modes or classes lost, samples between the modes (high-quality share "
-              f"below {LOW_QUALITY_SHARE:.0%} of the real data's), FID rising at {FID_RISING_EVALS} evaluations "
-              "in a row.")
-    unmeasured = [record for record in records if not _evaluated(record)]
-    if unmeasured:
-        names = ", ".join(esc(str(record.path)) for record in unmeasured)
-        items.append(f'<li class="note">sample quality not measured for {names}: run <code>ganforge eval RUN</code> '
-                     "(or train with --eval-every N), then report again</li>")
-    if not items:
-        return f'<p class="ok">No known failure signs.</p><p class="note">{checks}</p>'
-    return f'<ul class="warnings">{"".join(items)}</ul><p class="note">{checks}</p>'
-
-
-def _evaluated(record: RunRecord) -> bool:
-    return record.evaluation is not None or any("modes_covered" in row or "fid" in row for row in record.rows)
-
-
-def _failure_signs(record: RunRecord) -> list[FailureSign]:
-    """The signs of the log rows; those of the evaluations from eval.json where it is newer than the last
-    evaluated log row (``ganforge eval`` after training), else from the rows."""
-    evaluated_steps = [row["step"] for row in record.history if "modes_covered" in row or "fid" in row]
-    evaluation = record.evaluation
-    newer = (evaluation is not None and isinstance(evaluation.get("step"), int)
-             and evaluation["step"] >= max(evaluated_steps, default=-1))
-    signs = detect_failure_signs(record.rows, record.run_config, evaluations=not newer)
-    if newer:
-        assert evaluation is not None
-        signs += evaluation_signs([evaluation], record.run_config)
-    return signs
 
 
 def _config_section(records: Sequence[RunRecord]) -> str:
