@@ -126,6 +126,24 @@ def test_an_evaluator_computes_the_floors_once_and_repeats_itself(digits_run, ca
                            "num_samples", "step"]
 
 
+def test_a_new_evaluator_reads_the_real_analysis_and_floors_from_the_disk_cache(digits_run, cache, monkeypatch):
+    metrics = ["fid", "precision", "classes_covered"]
+    first = Evaluator(digits_run.config, metrics, SAMPLES, data_cache=cache, seed=5)(digits_run)
+    files = sorted((cache / "evaluations").glob("real-*"))
+    assert {path.suffix for path in files} == {".json", ".safetensors"}
+    again = Evaluator(digits_run.config, metrics, SAMPLES, data_cache=cache, seed=5)
+    monkeypatch.setattr(again, "_real_batches", lambda: pytest.fail("the real images were analysed again"))
+    assert again(digits_run) == first
+    monkeypatch.undo()
+    for path in (cache / "evaluations").glob("real-*.safetensors"):
+        path.write_bytes(b"torn")  # an unreadable cache is computed again, to the same numbers
+    assert Evaluator(digits_run.config, metrics, SAMPLES, data_cache=cache, seed=5)(digits_run) == first
+    other_seed = Evaluator(digits_run.config, metrics, SAMPLES, data_cache=cache, seed=6)
+    monkeypatch.setattr(other_seed, "_real_batches", lambda: pytest.fail("called"))
+    with pytest.raises(pytest.fail.Exception):
+        other_seed(digits_run)  # another real subset is another cache entry
+
+
 def test_evaluation_leaves_the_generator_mode_and_the_global_rng_alone(digits_run, cache):
     digits_run.generator.train()
     state = torch.get_rng_state()

@@ -41,7 +41,9 @@ from ganforge.data import data_cache as default_data_cache
 from ganforge.data.digits import STACKED_DIGITS_MODES, stacked_mode_ids
 from ganforge.data.mixtures import mixture_modes, sample_mixture
 from ganforge.errors import GanforgeError
+from ganforge.evaluation import real_cache
 from ganforge.evaluation.metrics.classifier import (
+    CLASSIFIER_VERSION,
     NUM_CLASSES,
     DigitClassifier,
     class_histogram,
@@ -264,7 +266,10 @@ class Evaluator:
     # --- the real data, analysed once ---
 
     def real_analysis(self) -> Analysis:
-        """Features, probabilities and mode ids of the real images used (the first of the seeded order)."""
+        """Features, probabilities and mode ids of the real images used (the first of the seeded order),
+        read from the disk cache of :mod:`ganforge.evaluation.real_cache` when an earlier evaluation saved them."""
+        if self._real is None:
+            self._load_real_cache()
         if self._real is None:
             self._real = self._analyse(self._real_batches())
         return self._real
@@ -276,10 +281,36 @@ class Evaluator:
                 real_points = sample_mixture(self.modes, self.std, self.num_samples or MIXTURE_SAMPLES,
                                              torch.Generator().manual_seed(self.seed))
                 values: Results = dict(mixture_mode_stats(real_points, self.modes, self.std))
+                self._floors = {f"{name}_floor": values[name] for name in self.metrics}
             else:
+                self._load_real_cache()
+            if self._floors is None:
                 values = self._image_metrics(self.real_analysis(), None)
-            self._floors = {f"{name}_floor": values[name] for name in self.metrics}
+                self._floors = {f"{name}_floor": values[name] for name in self.metrics}
+                self._save_real_cache()
         return self._floors
+
+    def _real_cache_path(self) -> Path:
+        settings = {"extractor": self.extractor_name, "classifier": CLASSIFIER_VERSION, "metrics": self.metrics,
+                    "inception": str(self.inception_weights), "seed": self.seed, "features": self.feature_samples,
+                    "modes": self.mode_samples if self.stacked_names else 0, "dtype": str(METRIC_DTYPE)}
+        return real_cache.cache_path(self.cache_dir, self.real, settings)
+
+    def _load_real_cache(self) -> None:
+        found = real_cache.load(self._real_cache_path())
+        if found is None:
+            return
+        tensors, floors = found
+        self._real = Analysis(*([tensors[key].to(self.metric_device if key == "features" else "cpu")]
+                                if key in tensors else [] for key in ("features", "probabilities", "mode_ids")))
+        self._floors = floors
+
+    def _save_real_cache(self) -> None:
+        analysis = self.real_analysis()
+        tensors = {key: torch.cat(values) for key, values in (("features", analysis.features),
+                   ("probabilities", analysis.probabilities), ("mode_ids", analysis.mode_ids)) if values}
+        assert self._floors is not None
+        real_cache.save(self._real_cache_path(), tensors, self._floors)
 
     # --- one evaluation ---
 
