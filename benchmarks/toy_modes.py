@@ -1,6 +1,6 @@
 """Does the default toy run cover the mixture's modes, and how fast? Several seeds, measured end to end.
 
-    python benchmarks/toy_modes.py --data ring8 --seeds 0 1 2 3 4
+    python benchmarks/toy_modes.py --data ring8 --seeds 0 1 2 3 4 [--preset lecture]
 
 For each seed: `ganforge.train(model="toy", data=...)` with the model's default
 presets, then 2,500 samples scored by the VEEGAN/PacGAN protocol
@@ -25,7 +25,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="ring8", choices=["ring8", "grid25"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=None, help="default: the toy preset")
+    parser.add_argument("--steps", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--preset", default="auto", choices=["auto", "lecture"],
+                        help="auto: the data's tuned preset (the default of ganforge train); lecture: the seed GAN's")
     args = parser.parse_args()
     modes, std = mixture_modes(args.data)
     rows = []
@@ -33,7 +35,7 @@ def main() -> None:
         for seed in args.seeds:
             start = time.perf_counter()
             result = ganforge.train(out=Path(scratch) / f"seed{seed}", model="toy", data=args.data, seed=seed,
-                                    steps=args.steps, show_progress=False)
+                                    steps=args.steps, preset=args.preset, show_progress=False)
             seconds = time.perf_counter() - start
             points = ganforge.load(result.run_dir, device="cpu").sample(SAMPLES, seed=seed)
             stats = mixture_mode_stats(points, modes, std)
