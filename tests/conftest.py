@@ -12,7 +12,8 @@ from ganforge.evaluation.metrics.classifier import DigitClassifier, load_or_trai
 torch.set_num_threads(1)  # small ops are faster on one thread, and results do not depend on the core count
 
 TINY_TOY = {"model": "toy", "data": "ring8", "width": 16, "batch_size": 32, "log_every": 2,
-            "sample_every": 0, "checkpoint_every": 0, "tensorboard": False}
+            "sample_every": 0, "checkpoint_every": 0, "tensorboard": False,
+            "preset": "lecture"}  # the loop's mechanics, not ring8's tuned preset (whose schedule spans --steps)
 TINY_DCGAN = {"model": "dcgan", "data": "digits", "image_size": 28, "width": 4, "batch_size": 8, "log_every": 2,
               "sample_every": 0, "checkpoint_every": 0, "tensorboard": False}
 

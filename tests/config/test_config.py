@@ -109,7 +109,14 @@ def test_shown_training_defaults_are_the_resolved_values_for_every_model_and_los
     check_training_defaults(key)
 
 
-def test_a_data_sets_tuned_preset_shows_in_the_help_as_resolution_applies_it(monkeypatch):
+@pytest.fixture
+def untuned(monkeypatch):
+    """No data set's tuned preset: the help shows the model and loss presets alone."""
+    for key in list(DATA_PRESETS):
+        monkeypatch.delitem(DATA_PRESETS, key)
+
+
+def test_a_data_sets_tuned_preset_shows_in_the_help_as_resolution_applies_it(untuned, monkeypatch):
     monkeypatch.setitem(DATA_PRESETS, ("dcgan", "digits"), {"steps": 5000, "beta1": 0.0, "lr_d": 1e-4})
     assert default_text("steps") == "2000; toy: 3000; dcgan on digits: 5000"
     for key in ("steps", "beta1", "lr_d", "batch_size"):
@@ -151,22 +158,32 @@ def test_plain_defaults_are_the_field_defaults():
             assert same(shown, value), key
 
 
-def test_described_defaults_are_keys_left_unset():
-    """The descriptions of UNSET_MEANS are for keys whose None something else decides, and no preset fills."""
+def test_described_defaults_are_keys_left_unset(untuned):
+    """The descriptions of UNSET_MEANS are for keys whose None something else decides, and no model preset fills."""
     for key in UNSET_MEANS:
         assert key in KEY_TO_SECTION and field_default(key) is None, key
         assert key not in TRAINING_KEYS and key not in MODEL_SIZE_KEYS, key
         assert default_text(key) == UNSET_MEANS[key]
 
 
-def test_a_changed_preset_changes_the_shown_default(monkeypatch):
+def test_a_changed_preset_changes_the_shown_default(untuned, monkeypatch):
     monkeypatch.setitem(TRAINING_PRESETS, "toy", {**TRAINING_PRESETS["toy"], "steps": 1234})
     monkeypatch.setitem(LOSS_PRESETS, "wgan-gp", {**LOSS_PRESETS["wgan-gp"], "d_steps": 7})
     assert default_text("steps").endswith("toy: 1234")
     assert default_text("d_steps").endswith("wgan-gp: 7")
 
 
-def test_the_shown_texts_of_the_usual_defaults():
+def test_the_tuned_presets_follow_each_default_they_change():
+    def parts(key: str) -> tuple[str, set[str]]:
+        untuned, *tuned = default_text(key).split("; ")
+        return untuned, set(tuned)
+
+    assert parts("steps") == ("2000", {"toy: 3000", "toy on ring8: 9000", "toy on grid25: 9000"})
+    assert parts("pack") == ("1", {"toy on ring8: 2"})
+    assert parts("ema") == ("off", {"toy on ring8: 0.999", "toy on grid25: 0.999"})
+
+
+def test_the_shown_texts_of_the_usual_defaults(untuned):
     assert default_text("steps") == "2000; toy: 3000"
     assert default_text("lr_d") == "2e-4; toy: 1e-3"
     assert default_text("beta1") == "0.5; wgan-gp: 0"
