@@ -158,6 +158,7 @@ def test_train_help_shows_each_flags_default_as_the_config_computes_it():
         assert "default:" not in params[key].help, key
 
 
+@pytest.mark.slow
 def test_light_commands_import_neither_torch_nor_the_training_stack():
     """`ganforge --help` and the package's front door stay light; the API's names still resolve when used, and
     ganforge.train stays the training function whichever order the subpackage of that name is imported in."""
@@ -188,12 +189,14 @@ def test_unknown_flag_is_a_usage_error():
 # --- the one-line contract of the installed command ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_missing_data_folder_is_one_line_and_exit_2(tmp_path):
     result = run_command("train", "--data", "/nonexistent", "--out", "run", "--steps", 1, "-q", cwd=tmp_path)
     assert_one_line_error(result, "'/nonexistent'", "digits")
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_truncated_generator_file_is_one_line_naming_the_file(toy_run, tmp_path):
     weights = toy_run / "checkpoints" / "step_0000002" / "generator.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
@@ -202,6 +205,7 @@ def test_truncated_generator_file_is_one_line_naming_the_file(toy_run, tmp_path)
     assert not (tmp_path / "s.npy").exists()
 
 
+@pytest.mark.slow
 def test_divergence_from_an_absurd_learning_rate_is_one_line_naming_the_step(tmp_path, tiny_toy):
     keys = {**tiny_toy, "steps": 3, "checkpoint_every": 1, "lr_d": 1e30, "lr_g": 1e30}
     result = run_command("train", "--out", "run", "-q", *flags(keys), cwd=tmp_path)

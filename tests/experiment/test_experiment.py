@@ -194,6 +194,7 @@ def test_a_rerun_after_an_interruption_redoes_no_finished_run_and_resumes_the_re
     assert run_experiment(SPEC, out, jobs=1, threads=1, show_progress=False).completed == 0
 
 
+@pytest.mark.slow
 def test_a_stop_between_runs_keeps_the_finished_ones_and_the_same_call_continues(tmp_path, monkeypatch):
     calls = []
     real_run_one = scheduler.run_one
@@ -219,6 +220,7 @@ def test_a_stop_between_runs_keeps_the_finished_ones_and_the_same_call_continues
     assert [row["run"] for row in read_rows(out)] == RUNS
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_numbers_of_runs_in_this_process(finished, tmp_path):
     spec = {**SPEC, "vary": {"loss": ["minimax"], "order": ["d-first"]}}
     result = run_experiment(spec, tmp_path / "out", jobs=2, threads=1, show_progress=False)

@@ -27,6 +27,8 @@ from typing import Any, Callable
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts Chromium
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 PAGE_TIMEOUT_S = 60  # launching Chromium, loading and probing one page
 CHROMIUM_FLAGS = (

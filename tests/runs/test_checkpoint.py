@@ -379,6 +379,7 @@ def assert_full_disk_handled(run: Path, code: int, stderr: str, before: dict[str
     assert read_checkpoint(run).step == 2
 
 
+@pytest.mark.slow
 def test_a_full_disk_file_size_limit_is_one_error_and_keeps_the_last_checkpoint(run, launcher):
     """RLIMIT_FSIZE (SIGXFSZ ignored) makes a write past the limit fail with EFBIG, as a disk that filled up."""
     checkpoint = run / "checkpoints" / "step_0000002"
