@@ -62,3 +62,13 @@ def test_every_preset_names_real_keys_and_valid_values():
 def test_a_model_config_saved_before_packing_and_depth_builds_as_before():
     old = ModelConfig(model="toy", width=16)  # an old checkpoint's config has neither key
     assert (resolve_model(old).depth, resolve_model(old).pack) == (3, 1)
+
+
+def test_a_preset_key_the_users_values_must_fit_is_checked_after_resolution(tmp_path):
+    """ring8's preset packs 2 samples: a batch the user gives must split into packs (one line, nothing written)."""
+    import ganforge
+    from ganforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="batch_size 33 does not split into packs of 2: use a multiple of 2"):
+        ganforge.train(out=tmp_path / "run", model="toy", data="ring8", batch_size=33, steps=1, show_progress=False)
+    assert not (tmp_path / "run" / "config.yaml").exists()

@@ -98,6 +98,7 @@ def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_
         data = load_data(config.data, config.model.image_size, config.model.channels, config.train.seed, device)
     data.shard(distributed.rank(), distributed.world_size())  # before total_steps: an epoch is of global batches
     config = resolve_config(config, data)
+    validate(config)  # again: a preset may have set a key (pack) that a value the user gave (batch_size) must fit
     steps = total_steps(config, data)
     trainer = Trainer(config, data, device, total_steps=steps)
     if resume_from is not None:
