@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ganforge.config.schema import RunConfig
 from ganforge.data import MIXTURES, mixture_modes
 from ganforge.data.digits import STACKED_DIGITS_MODES
-from ganforge.runs.metrics_log import training_history
+from ganforge.runs.metrics_log import is_number, training_history
 from ganforge.runs.pictures import PLOT_MARGIN, PLOT_SIZE
 
 STARVED_D_FAKE = 0.05  # D(G(z)) below this: the minimax G gradient (∝ D(G(z))) is ~5% of the non-saturating one
@@ -190,7 +190,7 @@ def failure_signs(rows: Sequence[dict[str, Any]], config: RunConfig | None = Non
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 def _span(first: int, last: int, ongoing: bool) -> str:
