@@ -27,6 +27,7 @@ data, the feature extractor, the real features and the floors are computed once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,7 @@ class Evaluator:
         self.device = torch.device(device)
         self._floors: Results | None = None
         self._real: Analysis | None = None
+        self._real_cache_read = False  # whether the disk cache was looked at (see _load_real_cache)
         self.points = learns_points(config)
         self.stacked = config.data.data == "stacked-digits"
         self.metric_device = self.device  # features stay where they were made: on a GPU the metrics run there too
@@ -290,14 +292,20 @@ class Evaluator:
                 self._save_real_cache()
         return self._floors
 
+    @functools.cached_property
     def _real_cache_path(self) -> Path:
+        """The cache entry of this evaluator's real images: their bytes are hashed once."""
         settings = {"extractor": self.extractor_name, "classifier": CLASSIFIER_VERSION, "metrics": self.metrics,
                     "inception": str(self.inception_weights), "seed": self.seed, "features": self.feature_samples,
                     "modes": self.mode_samples if self.stacked_names else 0, "dtype": str(METRIC_DTYPE)}
         return real_cache.cache_path(self.cache_dir, self.real, settings)
 
     def _load_real_cache(self) -> None:
-        found = real_cache.load(self._real_cache_path())
+        """Read the real analysis and floors once; a miss leaves both to be computed (and then saved)."""
+        if self._real_cache_read:
+            return
+        self._real_cache_read = True
+        found = real_cache.load(self._real_cache_path)
         if found is None:
             return
         tensors, floors = found
@@ -310,7 +318,7 @@ class Evaluator:
         tensors = {key: torch.cat(values) for key, values in (("features", analysis.features),
                    ("probabilities", analysis.probabilities), ("mode_ids", analysis.mode_ids)) if values}
         assert self._floors is not None
-        real_cache.save(self._real_cache_path(), tensors, self._floors)
+        real_cache.save(self._real_cache_path, tensors, self._floors)
 
     # --- one evaluation ---
 
