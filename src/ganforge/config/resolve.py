@@ -97,17 +97,19 @@ def with_data_preset(config: RunConfig) -> RunConfig:
     run's model and data, where there is one; ``preset: lecture`` leaves them to the lectures' values."""
     preset = config.train.preset or "auto"
     tuned = DATA_PRESETS.get((config.model.model, config.data.data), {}) if preset == "auto" else {}
-    unset = {key: value for key, value in tuned.items()
-             if getattr(getattr(config, KEY_TO_SECTION[key]), key) is None}
-    if config.train.epochs is not None:
-        unset.pop("steps", None)
-    return apply_overrides(config, {**unset, "preset": preset})
+    return _fill_unset(apply_overrides(config, {"preset": preset}), tuned)
 
 
 def with_training_preset(config: RunConfig) -> RunConfig:
     """Fill the training keys left unset from the model's and the loss's presets."""
     preset = {**TRAINING_PRESETS[config.model.model], **DEFAULT_ALGORITHM, **LOSS_PRESETS.get(config.train.loss, {})}
-    unset = {key: value for key, value in preset.items() if getattr(config.train, key) is None}
+    return _fill_unset(config, preset)
+
+
+def _fill_unset(config: RunConfig, values: dict[str, Any]) -> RunConfig:
+    """``config`` with the keys of ``values`` that it leaves unset (None) set; steps stay unset under epochs."""
+    unset = {key: value for key, value in values.items()
+             if getattr(getattr(config, KEY_TO_SECTION[key]), key) is None}
     if config.train.epochs is not None:
         unset.pop("steps", None)
     return apply_overrides(config, unset)
