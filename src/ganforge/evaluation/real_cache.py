@@ -19,6 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ganforge.runs.files import write_text_atomically
+
 CACHE_VERSION = 1  # bump when what is cached, or how it is computed, changes
 FOLDER = "evaluations"
 
@@ -42,14 +44,12 @@ def load(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
 
 
 def save(path: Path, tensors: dict[str, Tensor], floors: dict[str, Any]) -> None:
-    """Write both files, each atomically (a reader sees a whole file or none); failures only cost speed."""
+    """Write both files, each atomically, the JSON that :func:`load` reads first last; failures only cost speed."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix, write in ((".safetensors", lambda target: save_file(
-                {key: value.detach().cpu().contiguous() for key, value in tensors.items()}, str(target))),
-                              (".json", lambda target: target.write_text(json.dumps(floors)))):
-            temporary = path.with_name(f".{path.name}{suffix}.tmp-{os.getpid()}")
-            write(temporary)
-            os.replace(temporary, path.with_suffix(suffix))
+        temporary = path.with_name(f".{path.name}.safetensors.tmp-{os.getpid()}")
+        save_file({key: value.detach().cpu().contiguous() for key, value in tensors.items()}, str(temporary))
+        os.replace(temporary, path.with_suffix(".safetensors"))
+        write_text_atomically(path.with_suffix(".json"), json.dumps(floors))
     except OSError:
         return
