@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from typing import Any
 
 from ganforge.report.run_record import RunRecord
 from ganforge.runs.metrics_log import events
@@ -51,13 +52,18 @@ def warnings_section(records: Sequence[RunRecord]) -> str:
 
 
 def _evaluated(record: RunRecord) -> bool:
-    return record.evaluation is not None or any("modes_covered" in row or "fid" in row for row in record.rows)
+    return record.evaluation is not None or any(_evaluated_row(row) for row in record.rows)
+
+
+def _evaluated_row(row: dict[str, Any]) -> bool:
+    """Whether a log row carries an evaluation's results (--eval-every)."""
+    return "modes_covered" in row or "fid" in row
 
 
 def _failure_signs(record: RunRecord) -> list[FailureSign]:
     """The signs of the log rows; those of the evaluations from eval.json where it is newer than the last
     evaluated log row (``ganforge eval`` after training), else from the rows."""
-    evaluated_steps = [row["step"] for row in record.history if "modes_covered" in row or "fid" in row]
+    evaluated_steps = [row["step"] for row in record.history if _evaluated_row(row)]
     evaluation = record.evaluation
     newer = (evaluation is not None and isinstance(evaluation.get("step"), int)
              and evaluation["step"] >= max(evaluated_steps, default=-1))
