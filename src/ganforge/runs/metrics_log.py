@@ -66,6 +66,12 @@ def numeric_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
     return list(keys)
 
 
+def append_row(run: Path | str, row: dict[str, Any]) -> None:
+    """Add one row (a statistic row or an event ``{"step", "event", ...}``) to ``RUN/metrics.jsonl``."""
+    with open(Path(run) / METRICS_FILE, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
 def forget_rows_after(metrics: Path, step: int) -> None:
     """Drop log rows past ``step`` (written after the checkpoint a run resumes from), atomically."""
     if not metrics.is_file():

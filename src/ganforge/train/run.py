@@ -22,7 +22,7 @@ from ganforge.data import TensorData, builtin_kind, load_data
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.runs.checkpoint import Checkpoint, list_checkpoints, read_checkpoint
 from ganforge.runs.files import write_text_atomically
-from ganforge.runs.metrics_log import CONFIG_FILE, METRICS_FILE, forget_rows_after
+from ganforge.runs.metrics_log import CONFIG_FILE, METRICS_FILE, append_row, forget_rows_after
 from ganforge.train import distributed
 from ganforge.train.loop import HookFactory, TrainResult, fit
 from ganforge.train.placement import cpu_has_native_bf16, resolve_device
@@ -68,12 +68,31 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
                     f"--resume {run_dir}: {key} {overrides[key]!r} differs from the run's {saved_value!r}; "
                     "a run resumes with its own model and data (start a new run with a new --out)"
                 )
+    for key in FIXED_ON_RESUME:
+        if key in overrides and overrides[key] != getattr(saved.train, key):
+            raise ConfigError(
+                f"--resume {run_dir}: {key} {overrides[key]!r} differs from the run's {getattr(saved.train, key)!r}; "
+                f"{FIXED_ON_RESUME[key]} (start a new run with a new --out to change it)"
+            )
     config = apply_overrides(saved, overrides)
     if "steps" in overrides:
         config.train.epochs = None
     if config.train.preset is None:  # saved before presets existed: its unset keys keep the lectures' values
         config.train.preset = "lecture"
     return _start(config, run_dir, resume_from=checkpoint, show_progress=show_progress, hooks=hooks)
+
+
+# Training keys a resume cannot change, and why: the checkpoint's state already holds what they decided.
+FIXED_ON_RESUME = {
+    "seed": "the noise and data streams continue from the checkpoint's state",
+    "preset": "a preset fills a new run's unset keys, and a saved run has them all set",
+}
+
+
+def resume_changes(saved: RunConfig, config: RunConfig) -> dict[str, list[Any]]:
+    """The training keys whose value a resume changes: ``{key: [the run's, the new]}``."""
+    before, after = dataclasses.asdict(saved.train), dataclasses.asdict(config.train)
+    return {key: [before[key], after[key]] for key in after if key != "epochs" and before.get(key) != after[key]}
 
 
 def _start(config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None, show_progress: bool,
@@ -110,6 +129,11 @@ def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_
     if distributed.is_main():  # the run folder is rank 0's to write
         if resume_from is not None:
             forget_rows_after(run_dir / METRICS_FILE, trainer.step)
+            changes = resume_changes(resume_from.config, config)
+            if changes:  # each as [the run's value, the new one]
+                append_row(run_dir, {"step": trainer.step, "event": "resume_override", **changes})
+                logging.getLogger("ganforge").info("resuming at step %d with %s", trainer.step, ", ".join(
+                    f"{key} {old} -> {new}" for key, (old, new) in changes.items()))
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomically(run_dir / CONFIG_FILE, to_yaml(config))
     return fit(trainer, run_dir, steps, hooks=hooks, show_progress=show_progress)

@@ -20,7 +20,7 @@ from ganforge.algorithm.losses import LOSS_FAMILIES
 from ganforge.algorithm.packing import judge_single_samples, pack
 from ganforge.algorithm.schedules import learning_rate_factor
 from ganforge.config.presets import AUGMENT_SEED_OFFSET, PREVIEW_SEED_OFFSET
-from ganforge.config.schema import RunConfig
+from ganforge.config.schema import RunConfig, TrainConfig
 from ganforge.data import MixtureData, RealData
 from ganforge.data.sharding import own_share
 from ganforge.errors import TrainingDivergedError
@@ -232,6 +232,7 @@ class Trainer:
         checkpoint.restore_optimizer("discriminator", self.opt_d)
         for optimizer in (self.opt_g, self.opt_d):
             match_parameter_layout(optimizer)
+        self._adopt_changed_optimizer_settings(checkpoint.config.train)
         self.noise.set_state(checkpoint.section("noise")["rng"])
         self.data.load_state_dict(checkpoint.section("data"))
         if self.augment is not None and checkpoint.section("augment"):
@@ -247,6 +248,21 @@ class Trainer:
             if scaler.is_enabled() and checkpoint.section(name):
                 scaler.load_state_dict({key: value.item() for key, value in checkpoint.section(name).items()})
         self.step = checkpoint.step
+
+    def _adopt_changed_optimizer_settings(self, saved: TrainConfig) -> None:
+        """Give the restored optimizers the rates and betas of this run's config where they differ from the
+        checkpoint's: loading an optimizer's state would otherwise bring back the old ones (a resume override)."""
+        train = self.config.train
+        rates_changed = any(getattr(saved, key) != getattr(train, key)
+                            for key in ("lr_d", "lr_g", "lr_schedule", "lr_floor"))
+        betas_changed = (saved.beta1, saved.beta2) != (train.beta1, train.beta2)
+        for optimizer, rate in ((self.opt_d, train.lr_d), (self.opt_g, train.lr_g)):
+            for group in optimizer.param_groups:
+                if rates_changed:  # the new base rate; a schedule scales it from the next step on
+                    group["lr"] = rate
+                    group.pop("initial_lr", None)
+                if betas_changed:
+                    group["betas"] = (train.beta1, train.beta2)
 
     def _extra_states(self) -> dict[str, dict[str, Tensor]]:
         """The augmentation stream and G's moving average, when the run has them."""

@@ -1,0 +1,69 @@
+"""A resume that changes training keys: the change takes effect, is logged, or is refused; config.yaml never lies."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+import ganforge
+from ganforge.errors import ConfigError
+from ganforge.runs.checkpoint import read_checkpoint
+from ganforge.runs.metrics_log import events, read_metrics, training_history
+
+
+def saved_groups(run) -> dict[str, list[dict]]:
+    """Each optimizer's param groups (lr, betas, ...) as the latest checkpoint holds them."""
+    return read_checkpoint(run).state["optimizers"]
+
+
+@pytest.fixture
+def toy_run(tmp_path, tiny_toy):
+    return ganforge.train(out=tmp_path / "run", steps=4, show_progress=False, **tiny_toy).run_dir
+
+
+def test_a_new_learning_rate_and_betas_take_effect_and_are_logged(toy_run):
+    saved = yaml.safe_load((toy_run / "config.yaml").read_text())["train"]
+    ganforge.resume(toy_run, steps=8, lr_d=3e-3, beta1=0.9, show_progress=False)
+    rows = training_history(read_metrics(toy_run))
+    assert [row["lr_d"] for row in rows if row["step"] > 4] == [3e-3, 3e-3]
+    assert {row["lr_g"] for row in rows} == {saved["lr_g"]}
+    override = [event for event in events(read_metrics(toy_run)) if event["event"] == "resume_override"]
+    assert override == [{"step": 4, "event": "resume_override", "steps": [4, 8], "lr_d": [saved["lr_d"], 3e-3],
+                         "beta1": [saved["beta1"], 0.9]}]
+    assert yaml.safe_load((toy_run / "config.yaml").read_text())["train"]["lr_d"] == 3e-3
+
+
+def test_the_checkpoint_after_the_resume_holds_the_new_rate_and_betas(toy_run):
+    ganforge.resume(toy_run, steps=6, lr_g=5e-4, beta2=0.9, show_progress=False)
+    groups = saved_groups(toy_run)
+    assert [(group["lr"], list(group["betas"])) for group in groups["generator"]] == [(5e-4, [0.5, 0.9])]
+    assert [list(group["betas"]) for group in groups["discriminator"]] == [[0.5, 0.9]]
+    assert groups["discriminator"][0]["lr"] == yaml.safe_load((toy_run / "config.yaml").read_text())["train"]["lr_d"]
+
+
+def test_a_new_rate_under_a_schedule_is_the_new_base_of_the_schedule(tmp_path, tiny_toy):
+    keys = {**tiny_toy, "lr_schedule": "linear", "lr_floor": 0.5, "log_every": 1}
+    run = ganforge.train(out=tmp_path / "run", steps=4, show_progress=False, **keys).run_dir
+    ganforge.resume(run, steps=8, lr_d=3e-3, show_progress=False)
+    rows = {row["step"]: row for row in training_history(read_metrics(run))}
+    # linear decay from 1 at step 1 to the floor 0.5 at step 8: the factor of step s is 0.5 + 0.5 * (8 - s) / 7
+    for step in (5, 6, 7, 8):
+        factor = 0.5 + 0.5 * (8 - step) / 7
+        assert rows[step]["lr_d"] == pytest.approx(3e-3 * factor, rel=1e-4), step
+
+
+def test_a_resume_without_changes_logs_no_override(toy_run):
+    ganforge.resume(toy_run, steps=4 + 2, show_progress=False)
+    assert [event["event"] for event in events(read_metrics(toy_run))] == ["resume_override"]  # steps 4 -> 6 only
+    ganforge.resume(toy_run, steps=8, show_progress=False)
+    overrides = [event for event in events(read_metrics(toy_run)) if event["event"] == "resume_override"]
+    assert [set(event) - {"step", "event"} for event in overrides] == [{"steps"}, {"steps"}]
+
+
+@pytest.mark.parametrize("key, value", [("seed", 7), ("preset", "auto")])
+def test_keys_fixed_by_the_checkpoint_are_refused_on_resume(toy_run, key, value):
+    before = (toy_run / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match=f"{key} .* differs from the run's") as error:
+        ganforge.resume(toy_run, steps=6, show_progress=False, **{key: value})
+    assert "new --out" in str(error.value) and "\n" not in str(error.value)
+    assert (toy_run / "config.yaml").read_text() == before
