@@ -9,7 +9,16 @@ from ganforge.config.schema import DataConfig, ModelConfig, RunConfig, TrainConf
 from ganforge.errors import CheckpointError, ConfigError, DataError, GanforgeError, TrainingDivergedError
 
 if TYPE_CHECKING:
-    from ganforge.api import TrainedGenerator, TrainResult, load, resume, run_experiment, train, write_samples
+    from ganforge.api import (
+        TrainedGenerator,
+        TrainResult,
+        load,
+        resume,
+        run_experiment,
+        save_samples,
+        train,
+        write_samples,
+    )
 
 __version__ = "0.1.0"
 
@@ -28,13 +37,15 @@ __all__ = [
     "load",
     "resume",
     "run_experiment",
+    "save_samples",
     "train",
     "write_samples",
 ]
 
 # The API's names come from ganforge.api when first used (PEP 562), so that `import ganforge` and the light
 # commands (`ganforge --help`, `ganforge describe`) do not import the training stack.
-_FROM_API = frozenset({"TrainResult", "TrainedGenerator", "load", "resume", "run_experiment", "train", "write_samples"})
+_FROM_API = frozenset({"TrainResult", "TrainedGenerator", "load", "resume", "run_experiment", "save_samples", "train",
+                       "write_samples"})
 
 # `ganforge.train` is the API's function, though the subpackage ganforge.train has the same name. Python sets a
 # package's attribute to its subpackage when the subpackage is first imported, so import it now (its __init__

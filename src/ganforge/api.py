@@ -18,14 +18,15 @@ from ganforge.config.io import load_yaml
 from ganforge.config.schema import RunConfig, apply_overrides
 from ganforge.evaluation.hook import PeriodicEvaluation
 from ganforge.sampling.generator import TrainedGenerator
-from ganforge.sampling.write import write_samples
+from ganforge.sampling.write import write_sample_batches, write_samples
 from ganforge.train import run as training
 from ganforge.train.loop import TrainResult
 
 if TYPE_CHECKING:
     from ganforge.experiment.scheduler import ExperimentResult
 
-__all__ = ["TrainResult", "TrainedGenerator", "load", "resume", "run_experiment", "train", "write_report", "write_samples"]
+__all__ = ["TrainResult", "TrainedGenerator", "load", "resume", "run_experiment", "save_samples", "train", "write_report",
+           "write_samples"]
 
 
 def train(out: str | Path, *, config: RunConfig | str | Path | None = None, show_progress: bool = True,
@@ -53,6 +54,14 @@ def resume(run: str | Path, *, show_progress: bool = True, **overrides: Any) -> 
 def load(run: str | Path, device: str = "auto") -> TrainedGenerator:
     """The trained generator of a run folder (latest checkpoint) or of one checkpoint folder."""
     return TrainedGenerator.load(run, device=device)
+
+
+def save_samples(generator: TrainedGenerator, out: str | Path, count: int, *, seed: int = 0,
+                 class_index: int | None = None, overwrite: bool = False) -> Path:
+    """Draw ``count`` samples into ``out`` (grid.png, samples.npy or folder/) a batch at a time, so any count that
+    fits on the disk works; the same as ``write_samples(generator.sample(count, seed), out)``."""
+    return write_sample_batches(generator.sample_batches(count, seed, class_index), count, generator.sample_shape(),
+                                Path(out), generator.modes(), overwrite=overwrite)
 
 
 def run_experiment(spec: str | Path | Mapping[str, Any], out: str | Path, *, jobs: int | None = None,

@@ -159,12 +159,13 @@ def sample(
     seed: Annotated[int, typer.Option(help="Seed of the noise: the same seed gives the same samples.")] = 0,
     class_index: Annotated[Optional[int], typer.Option("--class", help="For a conditional run: the class to generate. \\[default: every class in turn]")] = None,
     device: Annotated[DeviceName, typer.Option(help="Where to run the generator.")] = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Into a --out folder that holds sample images: delete them first.")] = False,
 ) -> None:
     """Draw samples from a trained generator."""
     from ganforge import api
 
     generator = api.load(run, device=device)
-    written = api.write_samples(generator.sample(n, seed, class_index), out, generator.modes())
+    written = api.save_samples(generator, out, n, seed=seed, class_index=class_index, overwrite=overwrite)
     console.print(f"wrote {n} samples from step {generator.step} to {written}")
 
 

@@ -41,15 +41,21 @@ def image_grid(images: Tensor, columns: int | None = None) -> Image.Image:
     return _pil(canvas)
 
 
-def save_image_files(images: Tensor, folder: Path, threads: int = 4) -> list[Path]:
-    """One PNG per image (``000000.png``, ...), encoded in parallel threads."""
+def save_image_files(images: Tensor, folder: Path, threads: int = 4, first_index: int = 0,
+                     digits: int = 6) -> list[Path]:
+    """One PNG per image (``000000.png``, ...; numbered from ``first_index``), encoded in parallel threads."""
     folder.mkdir(parents=True, exist_ok=True)
     pixels = to_uint8(images)
-    digits = max(6, len(str(len(pixels) - 1)))
-    paths = [folder / f"{index:0{digits}d}.png" for index in range(len(pixels))]
+    digits = max(6, digits, len(str(first_index + len(pixels) - 1)))
+    paths = [folder / f"{first_index + index:0{digits}d}.png" for index in range(len(pixels))]
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda item: _pil(item[0]).save(item[1]), zip(pixels, paths)))
     return paths
+
+
+def is_sample_image_name(name: str) -> bool:
+    """Whether a file name is one :func:`save_image_files` writes (digits, ``.png``)."""
+    return name.endswith(".png") and name[:-4].isdigit() and len(name) >= 10
 
 
 def scatter_plot(points: Tensor, modes: Tensor | None = None, size: int = PLOT_SIZE) -> Image.Image:

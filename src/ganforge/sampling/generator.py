@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -72,9 +73,12 @@ class TrainedGenerator:
 
         A conditional generator makes class ``class_index``, or every class in turn when it is None.
         """
+        return torch.cat(list(self.sample_batches(count, seed, class_index)))
+
+    def sample_batches(self, count: int, seed: int = 0, class_index: int | None = None) -> Iterator[Tensor]:
+        """The samples of :meth:`sample`, the same ones, a batch at a time: for more samples than fit in memory."""
         if count < 1:
             raise GanforgeError(f"the number of samples must be at least 1, got {count}")
-        labels = None
         if class_index is not None:
             if self.num_classes is None:
                 raise GanforgeError("this run's generator is not class-conditional, so --class has no meaning: "
@@ -82,8 +86,22 @@ class TrainedGenerator:
             if not 0 <= class_index < self.num_classes:
                 raise GanforgeError(f"class {class_index} does not exist: this generator makes classes "
                                     f"0 to {self.num_classes - 1}")
-            labels = torch.full((count,), class_index, dtype=torch.long)
-        return self.generate(self.latents(count, seed), labels)
+        noise = torch.Generator().manual_seed(seed)  # drawn a batch at a time: the same numbers as all at once
+        for start in range(0, count, SAMPLE_BATCH):
+            size = min(SAMPLE_BATCH, count - start)
+            latents = torch.randn(size, self.generator.z_dim, generator=noise)
+            if class_index is not None:
+                labels = torch.full((size,), class_index, dtype=torch.long)
+            elif self.num_classes is not None:  # every class in turn, continuing across batches
+                labels = torch.arange(start, start + size) % self.num_classes
+            else:
+                labels = None
+            yield self.generate(latents, labels)
+
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample: (C, H, W) for images, (2,) for points."""
+        model = self.config.model
+        return (2,) if self.is_points else (model.channels, model.image_size, model.image_size)
 
     def interpolate(self, rows: int = 8, steps: int = 10, seed: int = 0) -> Tensor:
         """``rows`` walks of ``steps`` images each between random latents (spherical interpolation)."""

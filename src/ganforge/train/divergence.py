@@ -17,11 +17,13 @@ def diverged(run_dir: Path, step: int, values: dict[str, float]) -> TrainingDive
     bad = [name for name, value in values.items() if not math.isfinite(value)]
     what = ", ".join(bad) if bad else "a loss or weight"
     kept = list_checkpoints(run_dir)
-    where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
-    error = TrainingDivergedError(
-        f"training diverged: {what} became NaN or infinite at step {step}; {where}; "
-        "lower --lr-d/--lr-g and resume or start again"
-    )
+    if kept:
+        advice = (f"the last good checkpoint is {kept[-1]}; continue from it with lower rates: "
+                  f"ganforge train --resume {run_dir} --lr-d R --lr-g R")
+    else:
+        advice = ("no checkpoint had been written yet, so start again with lower --lr-d/--lr-g "
+                  "(or --on-nan rollback and a smaller --checkpoint-every)")
+    error = TrainingDivergedError(f"training diverged: {what} became NaN or infinite at step {step}; {advice}")
     error.step = step
     return error
 
