@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ganforge.errors import ConfigError, shown
 SPEC_KEYS = ("description", "vary", "seeds", "metrics")  # the spec's own keys; every other key is config
 DEFAULT_SEEDS = 3
 MAX_NAME_CHARS = 60  # characters of one value in a variant's folder name
+MAX_RUNS = 10_000  # runs in one experiment: weeks of a 2-core machine at a minute a run, and the plan fits in memory
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,13 @@ def parse_spec(values: dict[str, Any], source: str = "spec") -> ExperimentSpec:
     description = values.get("description")
     if description is not None and not isinstance(description, str):
         raise ConfigError(f"{source}: description must be a line of text, got {shown(description)}")
-    return ExperimentSpec(base, _parse_vary(values.get("vary"), source), _parse_seeds(values.get("seeds"), source),
-                          _parse_metrics(values.get("metrics"), source), description, source)
+    vary = _parse_vary(values.get("vary"), source)
+    seeds = _parse_seeds(values.get("seeds"), source)
+    variants = math.prod(len(values) for values in vary.values())
+    if variants * len(seeds) > MAX_RUNS:
+        raise ConfigError(f"{source}: {variants:,} variants x {len(seeds):,} seeds make {variants * len(seeds):,} runs, "
+                          f"more than the {MAX_RUNS:,} one experiment may hold: vary fewer values or use fewer seeds")
+    return ExperimentSpec(base, vary, seeds, _parse_metrics(values.get("metrics"), source), description, source)
 
 
 def _parse_vary(raw: Any, source: str) -> dict[str, list[Any]]:
@@ -132,8 +139,9 @@ def _parse_seeds(raw: Any, source: str) -> list[int]:
     if raw is None:
         return list(range(DEFAULT_SEEDS))
     if isinstance(raw, int) and not isinstance(raw, bool):
-        if raw < 1:
-            raise ConfigError(f"{source}: seeds must be at least 1 (the number of seeds per variant), got {raw}")
+        if not 1 <= raw <= MAX_RUNS:
+            raise ConfigError(f"{source}: seeds must be a count from 1 to {MAX_RUNS:,} (the seeds per variant), "
+                              f"got {shown(raw)}")
         return list(range(raw))
     if isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw):
         if len(set(raw)) != len(raw):
