@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sys
@@ -30,7 +29,7 @@ from ganforge.config.schema import (
     apply_overrides,
     flatten_keys,
 )
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, filesystem_error
 
 app = typer.Typer(
     help="Train Generative Adversarial Networks (MLP GAN, DCGAN, 2-D toys) and sample from them.",
@@ -117,6 +116,7 @@ def train(
     eval_metrics: Annotated[Optional[str], typer.Option(help=f"Comma-separated metrics to compute. {_default('eval_metrics')}", rich_help_panel=EVALUATION)] = None,
     eval_samples: Annotated[Optional[int], typer.Option(help=f"Generated samples per evaluation. {_default('eval_samples')}", rich_help_panel=EVALUATION)] = None,
     feature_extractor: Annotated[Optional[str], typer.Option(help=f"classifier (digits), inception (weights on disk) or auto. {_default('feature_extractor')}", rich_help_panel=EVALUATION)] = None,
+    inception_weights: Annotated[Optional[str], typer.Option(help=f"With --feature-extractor inception: the FID Inception-v3 weights file (pt_inception-2015-12-05-6726825d.pth). {_default('inception_weights')}", rich_help_panel=EVALUATION)] = None,
     best_metric: Annotated[Optional[str], typer.Option(help=f"The metric that picks checkpoints/best. {_default('best_metric')}", rich_help_panel=EVALUATION)] = None,
     precision: Annotated[Optional[PrecisionName], typer.Option(help=f"Arithmetic of the forward passes: fp32, bf16 autocast (CPU and GPU), fp16 autocast with loss scaling (CUDA). {_default('precision')}", rich_help_panel=SPEED)] = None,
     channels_last: Annotated[Optional[bool], typer.Option("--channels-last/--no-channels-last", help=f"channels_last memory for convolutions (faster kernels, same results up to rounding). {_default('channels_last')}", rich_help_panel=SPEED)] = None,
@@ -251,7 +251,10 @@ def evaluate_run(
     console.print(format_results(results), highlight=False)
     checkpoint_folder = find_checkpoint(run)
     run_dir = checkpoint_folder.parent.parent if checkpoint_folder.parent.name == "checkpoints" else checkpoint_folder
-    console.print(f"wrote {write_results(results, run_dir)}")
+    try:
+        console.print(f"wrote {write_results(results, run_dir)}")
+    except OSError as error:
+        raise GanforgeError(f"the results above are not saved: {filesystem_error(error)}") from None
 
 
 @app.command(no_args_is_help=True)
@@ -336,6 +339,14 @@ def _distributed() -> ModuleType | None:
     return None
 
 
+class _LevelFormatter(logging.Formatter):
+    """Info lines as they are (what ganforge is doing), warnings and errors after ``warning:``/``error:``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2.
 
@@ -343,7 +354,10 @@ def main() -> None:
     """
     distributed = _distributed()
     is_main = distributed is None or distributed.is_main()
-    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING if is_main else logging.ERROR)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LevelFormatter())
+    logging.basicConfig(handlers=[handler], level=logging.WARNING if is_main else logging.ERROR)
+    logging.getLogger("ganforge").setLevel(logging.INFO if is_main else logging.ERROR)
     try:
         app()
     except GanforgeError as error:
@@ -353,13 +367,8 @@ def main() -> None:
         process = distributed.process_name() if distributed is not None else ""
         Console(stderr=True).print(f"[bold red]error:[/] {process}{error}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            raise
-        Console(stderr=True).print(
-            f"[bold red]error:[/] could not write {error.filename or 'a file'} ({error.strerror}): "
-            "free disk space; a run continues from its last checkpoint with --resume RUN",
-            highlight=False, soft_wrap=True)
+    except OSError as error:  # a file-system problem the command did not name itself: still one line
+        Console(stderr=True).print(f"[bold red]error:[/] {filesystem_error(error)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")

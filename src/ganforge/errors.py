@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import reprlib
 
@@ -34,6 +35,31 @@ class TrainingDivergedError(GanforgeError):
 
 class DistributedError(GanforgeError):
     """Processes of a torchrun job that cannot work together: no GPU of their own, different data or steps."""
+
+
+_FILESYSTEM_FIXES = {  # errno -> what to do, for the one line a file-system error becomes
+    errno.ENOSPC: "free disk space, then run the command again",
+    errno.EFBIG: "free disk space or raise the file-size limit, then run the command again",
+    errno.EDQUOT: "free space within your disk quota, then run the command again",
+    errno.EROFS: "the file system is read-only: write to a folder on a writable disk (--out), or copy the run there",
+    errno.EACCES: "you may not use that path: choose another folder (--out) or change its permissions",
+    errno.EPERM: "you may not use that path: choose another folder (--out) or change its permissions",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.EISDIR: "it is a folder where a file is needed: name a file",
+    errno.EEXIST: "something is already there: choose another path",
+    errno.ENOENT: "it does not exist: check the path",
+    errno.ENAMETOOLONG: "the name is too long for the file system: choose a shorter path",
+}
+
+
+def filesystem_error(error: OSError) -> str:
+    """One line for an OSError: the path, the system's reason, and what to do."""
+    where = f"{error.filename}" if error.filename else "a file"
+    if error.filename2:
+        where += f" -> {error.filename2}"
+    reason = error.strerror or type(error).__name__
+    fix = _FILESYSTEM_FIXES.get(error.errno or 0, "check the path, its permissions and the free disk space")
+    return f"could not use {where} ({reason}): {fix}"
 
 
 class _ShortRepr(reprlib.Repr):

@@ -33,8 +33,9 @@ class PeriodicEvaluation:
         train = trainer.config.train
         self.trainer = trainer
         self.run_dir = run_dir
+        weights = Path(train.inception_weights) if train.inception_weights else None
         self.evaluator = Evaluator(trainer.config, train.eval_metrics, train.eval_samples, train.feature_extractor,
-                                   seed=train.seed, device=trainer.device)
+                                   seed=train.seed, inception_weights=weights, device=trainer.device)
         self.metric = train.best_metric or ("reverse_kl" if learns_points(trainer.config) else "fid")
         if self.metric not in HIGHER_IS_BETTER:
             raise ConfigError(f"best_metric '{self.metric}' is not a metric: use one of {', '.join(HIGHER_IS_BETTER)}")

@@ -81,8 +81,9 @@ def _last_step(config: RunConfig) -> int:
 def _evaluate(run_dir: Path, config: RunConfig, metrics: list[str]) -> dict[str, Any]:
     """The run's last checkpoint measured (eval.json written), and when it first covered every mode."""
     generator = TrainedGenerator.load(run_dir, device=config.train.device)
+    weights = Path(config.train.inception_weights) if config.train.inception_weights else None
     results = evaluate(generator, metrics, config.train.eval_samples, config.train.feature_extractor,
-                       seed=config.train.seed)
+                       seed=config.train.seed, inception_weights=weights)
     write_results(results, run_dir)
     row: dict[str, Any] = {"step": generator.step, "metrics": {name: results[name] for name in metrics},
                            "floors": {name: results[f"{name}_floor"] for name in metrics}}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.experiment import summary as experiment
-from ganforge.report.page import REPORT_NAME, html_page
+from ganforge.report.page import REPORT_NAME, html_page, write_page
 from ganforge.report.svg import PALETTE, SMALL_CHART_WIDTH, Interval, Series, interval_chart, line_chart
 from ganforge.runs.metrics_log import is_number, read_metrics, training_history
 
@@ -37,12 +37,7 @@ def write_experiment_report(folder: Path | str, out: Path | str | None = None) -
     header = (f'<p class="path">{esc(str(folder.resolve()))}</p>'
               f'<p class="note">{summary["runs"]["done"]} of {summary["runs"]["planned"]} runs done{command}.</p>')
     page = html_page(f"ganforge experiment: {summary['description'] or folder.name}", header, sections)
-    target = folder / REPORT_NAME if out is None else Path(out)
-    if target.is_dir():
-        target = target / REPORT_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(page, encoding="utf-8")
-    return target
+    return write_page(folder / REPORT_NAME if out is None else Path(out), page)
 
 
 def _results_section(summary: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ import datetime
 import functools
 import html
 import io
+import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -19,10 +20,14 @@ from typing import Any
 
 from PIL import Image
 
+from ganforge.errors import GanforgeError
+from ganforge.runs.files import write_text_atomically
 from ganforge.runs.metrics_log import is_number
 
 REPORT_NAME = "report.html"  # written into the run (or experiment) folder when no --out is given
 STYLE_SHEET = "style.css"  # beside this module, shipped as package data
+PAGE_MARK = '<meta name="generator" content="ganforge">'  # how a page is known to be ganforge's to replace
+_OLDER_PAGE_MARK = re.compile(r'<p class="generated">generated [^<]* by ganforge</p>')  # pages before PAGE_MARK
 
 
 @functools.cache
@@ -42,6 +47,7 @@ def html_page(title: str, header: str, sections: Sequence[tuple[str, str, str]])
 <html lang="en">
 <head>
 <meta charset="utf-8">
+{PAGE_MARK}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)}</title>
 <style>
@@ -60,6 +66,27 @@ def html_page(title: str, header: str, sections: Sequence[tuple[str, str, str]])
 </body>
 </html>
 """
+
+
+def write_page(out: Path, page: str) -> Path:
+    """Write a page to ``out`` (a folder receives ``report.html``), replacing only a page ganforge wrote there."""
+    if out.is_dir():
+        out = out / REPORT_NAME
+    if out.exists() and not written_by_ganforge(out):
+        raise GanforgeError(f"{out} already exists and is not a page ganforge wrote, so it is left alone: "
+                            "choose another --out (a report replaces only an earlier report)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(out, page)
+    return out
+
+
+def written_by_ganforge(path: Path) -> bool:
+    """Whether the file at ``path`` is a report page (its head names ganforge as the generator)."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as handle:
+        start = handle.read(256 * 1024).decode("utf-8", errors="replace")
+    return PAGE_MARK in start[:4096] or _OLDER_PAGE_MARK.search(start) is not None
 
 
 def attributes(**values: str | None) -> str:

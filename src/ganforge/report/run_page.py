@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from ganforge.report.page import (
     image_data_uri,
     note_html,
     show_value,
+    write_page,
 )
 from ganforge.report.run_record import RunRecord, read_run, run_labels
 from ganforge.report.svg import PALETTE, SMALL_CHART_WIDTH, Series, line_chart
@@ -75,12 +77,7 @@ def write_report(runs: Sequence[Path | str], out: Path | str | None = None) -> P
     records = [read_run(path, label) for path, label in zip(paths, run_labels(paths))]
     if out is None:
         out = paths[0] / (REPORT_NAME if len(paths) == 1 else COMPARISON_NAME)
-    out = Path(out)
-    if out.is_dir():
-        out = out / REPORT_NAME
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(records), encoding="utf-8")
-    return out
+    return write_page(Path(out), render_report(records))
 
 
 SECTIONS = (
@@ -318,7 +315,9 @@ def _evaluation_section(records: Sequence[RunRecord]) -> str:
     esc = html.escape
     evaluated = [record for record in records if record.evaluation]
     if not evaluated:
-        return '<p class="empty">No eval.json in the run folder: evaluate the run to fill this table.</p>'
+        commands = " ".join(f"<code>ganforge eval {esc(shlex.quote(str(record.path)))}</code>" for record in records)
+        return (f'<p class="empty">No eval.json in the run folder: measure the samples with {commands} '
+                "(or train with <code>--eval-every N</code>) to fill this table.</p>")
     metrics: dict[str, None] = {}  # a metric has a floor or a known direction; other keys are facts (step, samples)
     about: dict[str, None] = {}
     for record in evaluated:

@@ -9,7 +9,7 @@ from pathlib import Path
 def write_text_atomically(path: Path, text: str) -> None:
     """Replace a small text file so that a crash leaves the old or the new version, never half of one."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
+    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
 
 

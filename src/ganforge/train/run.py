@@ -38,6 +38,8 @@ def train(config: RunConfig, out: Path | str, *, show_progress: bool = True,
     A folder that already holds checkpoints is refused, never overwritten.
     """
     run_dir = Path(out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file, not a folder: name a folder for the run (it is created)")
     if list_checkpoints(run_dir):
         raise ConfigError(
             f"{run_dir} already holds a run with checkpoints: continue it with --resume {run_dir}, "
