@@ -147,7 +147,7 @@ def test_train_help_shows_each_flags_default_as_the_config_computes_it():
     """Every config flag's [default: ...] is default_text's (which tests/config checks against the resolved
     values), in the help's source and on the screen; the other flags name no default."""
     params = {param.name: param for param in typer.main.get_command(app).commands["train"].params}
-    assert set(params) - set(config_keys()) == {"out", "resume", "config", "quiet"}
+    assert set(params) - set(config_keys()) == {"out", "resume", "config", "quiet", "threads"}
     wide = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "300"})  # no cell cut short with "…"
     assert wide.exit_code == 0, wide.output
     text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", wide.output).split())
@@ -156,6 +156,7 @@ def test_train_help_shows_each_flags_default_as_the_config_computes_it():
         assert f"[default: {' '.join(default_text(key).split())}]" in text, key
     for key in ("out", "resume", "config", "quiet"):
         assert "default:" not in params[key].help, key
+    assert params["threads"].help.endswith("[default: auto]")  # a setting of this process, not of the run
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ganforge.config.io import load_yaml
 from ganforge.config.schema import RunConfig, apply_overrides
+from ganforge.config.validate import parse_threads
 from ganforge.evaluation.hook import PeriodicEvaluation
 from ganforge.sampling.generator import TrainedGenerator
 from ganforge.sampling.write import write_sample_batches, write_samples
@@ -30,11 +31,13 @@ __all__ = ["TrainResult", "TrainedGenerator", "load", "resume", "run_experiment"
 
 
 def train(out: str | Path, *, config: RunConfig | str | Path | None = None, show_progress: bool = True,
-          **overrides: Any) -> TrainResult:
+          threads: int | str = "auto", **overrides: Any) -> TrainResult:
     """Train a new run into the folder ``out``.
 
     ``config`` is a base (a RunConfig or a YAML file); ``overrides`` are config
-    keys such as ``model="dcgan"``, ``data="digits"``, ``steps=2000``, ``loss="minimax"``.
+    keys such as ``model="dcgan"``, ``data="digits"``, ``steps=2000``, ``loss="minimax"``. ``threads``: torch
+    threads, or ``"auto"``: the cores no other process is busy on (at most torch's count now), re-checked while
+    training; torch's count is given back at the end.
     """
     if config is None:
         base = RunConfig()
@@ -43,12 +46,13 @@ def train(out: str | Path, *, config: RunConfig | str | Path | None = None, show
     else:
         base = RunConfig.from_dict(load_yaml(Path(config)))
     return training.train(apply_overrides(base, overrides), out, show_progress=show_progress,
-                          hooks=[PeriodicEvaluation.for_run])
+                          hooks=[PeriodicEvaluation.for_run], threads=parse_threads(threads))
 
 
-def resume(run: str | Path, *, show_progress: bool = True, **overrides: Any) -> TrainResult:
+def resume(run: str | Path, *, show_progress: bool = True, threads: int | str = "auto", **overrides: Any) -> TrainResult:
     """Continue the run in folder ``run`` from its latest checkpoint, e.g. ``resume("runs/digits", steps=4000)``."""
-    return training.resume(run, overrides, show_progress=show_progress, hooks=[PeriodicEvaluation.for_run])
+    return training.resume(run, overrides, show_progress=show_progress, hooks=[PeriodicEvaluation.for_run],
+                           threads=parse_threads(threads))
 
 
 def load(run: str | Path, device: str = "auto") -> TrainedGenerator:

@@ -29,6 +29,7 @@ from ganforge.config.schema import (
     apply_overrides,
     flatten_keys,
 )
+from ganforge.config.validate import parse_threads
 from ganforge.errors import GanforgeError, filesystem_error
 
 app = typer.Typer(
@@ -45,6 +46,8 @@ DATA = "Data"
 ALGORITHM = "Algorithm"
 RUN = "Run"
 SPEED = "Speed"
+THREADS_HELP = ("Torch threads: a number, or auto: the cores no other process is busy on, re-checked every few "
+                "seconds while training. \\[default: auto]")
 EVALUATION = "Evaluation"
 
 
@@ -124,6 +127,7 @@ def train(
     sync_batch_norm: Annotated[Optional[bool], typer.Option("--sync-batch-norm/--no-sync-batch-norm", help=f"Under torchrun on GPUs: BatchNorm normalizes with the statistics of the global batch (SyncBatchNorm), not each process's own. {_default('sync_batch_norm')}", rich_help_panel=SPEED)] = None,
     tensorboard: Annotated[Optional[bool], typer.Option("--tensorboard/--no-tensorboard", help=f"TensorBoard logs in RUN/tensorboard (tensorboard --logdir RUN). {_default('tensorboard')}", rich_help_panel=RUN)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or log lines.", rich_help_panel=RUN)] = False,
+    threads: Annotated[str, typer.Option(help=THREADS_HELP, rich_help_panel=SPEED)] = "auto",
 ) -> None:
     """Train a GAN and write a run folder you can resume and sample from.
 
@@ -131,7 +135,7 @@ def train(
     updates (the D loss is the average of its real and fake terms unless
     --d-loss-reduction sum), then G generator updates.
     """
-    flags = {key: value for key, value in locals().items() if key not in ("out", "resume", "config", "quiet")}
+    flags = {key: value for key, value in locals().items() if key not in ("out", "resume", "config", "quiet", "threads")}
     from ganforge.config.io import load_yaml  # imported after locals() is read: the flags are the only locals
     overrides = {**(flatten_keys(load_yaml(config)) if config else {}), **{k: v for k, v in flags.items() if v is not None}}
     from ganforge import api
@@ -140,11 +144,11 @@ def train(
     if resume is not None:
         if out is not None and out != resume:
             raise GanforgeError("--out and --resume name different folders: a resumed run stays in its own folder")
-        result = api.resume(resume, **overrides, show_progress=not quiet)
+        result = api.resume(resume, **overrides, show_progress=not quiet, threads=threads)
     else:
         if out is None:
             raise GanforgeError("missing --out: name the run folder to write, e.g. --out runs/digits")
-        result = api.train(out=out, show_progress=not quiet, **overrides)
+        result = api.train(out=out, show_progress=not quiet, threads=threads, **overrides)
     if distributed.is_main():  # under torchrun, rank 0 speaks for all
         console.print(f"run folder: {result.run_dir}  (sample from it: ganforge sample {result.run_dir} -n 64 --out grid.png)")
     if result.stopped_by:
@@ -160,12 +164,15 @@ def sample(
     class_index: Annotated[Optional[int], typer.Option("--class", help="For a conditional run: the class to generate. \\[default: every class in turn]")] = None,
     device: Annotated[DeviceName, typer.Option(help="Where to run the generator.")] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Into a --out folder that holds sample images: delete them first.")] = False,
+    threads: Annotated[str, typer.Option(help=THREADS_HELP)] = "auto",
 ) -> None:
     """Draw samples from a trained generator."""
     from ganforge import api
+    from ganforge.train.threads import ThreadBudget
 
     generator = api.load(run, device=device)
-    written = api.save_samples(generator, out, n, seed=seed, class_index=class_index, overwrite=overwrite)
+    with ThreadBudget(parse_threads(threads)):
+        written = api.save_samples(generator, out, n, seed=seed, class_index=class_index, overwrite=overwrite)
     console.print(f"wrote {n} samples from step {generator.step} to {written}")
 
 
@@ -239,15 +246,18 @@ def evaluate_run(
     inception_weights: Annotated[Optional[Path], typer.Option(help="The Inception-v3 FID weights file (pt_inception-2015-12-05-6726825d.pth).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated and real samples drawn.")] = 0,
     device: Annotated[DeviceName, typer.Option(help="Where to run the networks.")] = "auto",
+    threads: Annotated[str, typer.Option(help=THREADS_HELP)] = "auto",
 ) -> None:
     """Measure sample quality: each metric beside its real-data floor; writes eval.json in the run folder."""
     from ganforge import api
     from ganforge.evaluation.evaluator import evaluate
     from ganforge.evaluation.results import format_results, write_results
     from ganforge.runs.checkpoint import find_checkpoint
+    from ganforge.train.threads import ThreadBudget
 
     generator = api.load(run, device=device)
-    results = evaluate(generator, metrics, n, feature_extractor, seed, inception_weights=inception_weights)
+    with ThreadBudget(parse_threads(threads)):
+        results = evaluate(generator, metrics, n, feature_extractor, seed, inception_weights=inception_weights)
     console.print(format_results(results), highlight=False)
     checkpoint_folder = find_checkpoint(run)
     run_dir = checkpoint_folder.parent.parent if checkpoint_folder.parent.name == "checkpoints" else checkpoint_folder
@@ -305,14 +315,14 @@ def experiment(
     spec: Annotated[Path, typer.Argument(help="YAML spec: config keys (flat or in sections), 'vary:' (config key -> list of values), 'seeds:' (a count or a list), optional 'metrics:'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Experiment folder: runs/<variant>/seed-<s>/, results.jsonl, summary.json, table.md.")],
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Runs trained at once, each in its own process; 1 trains them one after another in this process. \\[default: one per CPU core, at most the runs left; one at a time on a GPU]")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Torch threads per run. \\[default: CPU cores / jobs, at most $OMP_NUM_THREADS]")] = None,
+    threads: Annotated[str, typer.Option(help="Torch threads per run: a number, or auto: its share of the cores (CPU cores / jobs, at most $OMP_NUM_THREADS), fewer while other processes keep cores busy. \\[default: auto]")] = "auto",
 ) -> None:
     """Train every combination of the spec's varied config keys with each seed, evaluate every run, and write a
     table of the mean and spread over seeds (ganforge report OUT draws it). Run it again to continue after an
     interruption: finished runs are kept, interrupted ones resume from their last checkpoint."""
     from ganforge import api
 
-    result = api.run_experiment(spec, out, jobs=jobs, threads=threads)
+    result = api.run_experiment(spec, out, jobs=jobs, threads=parse_threads(threads))
     console.print(result.table.read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {result.table}, {result.results} and {result.summary}; "
                   f"charts with error bars: ganforge report {result.out_dir}", highlight=False, soft_wrap=True)

@@ -136,7 +136,7 @@ def test_run_folder_holds_config_metrics_samples_and_checkpoints(tmp_path, tiny_
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [2, 4, 6, 7]
     assert set(rows[0]) == {"step", "d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
-                            "seconds_per_step", "images_per_second", "lr_d", "lr_g", "diversity"}
+                            "seconds_per_step", "images_per_second", "lr_d", "lr_g", "diversity", "threads"}
     assert rows[0]["images_per_second"] == pytest.approx(8 / rows[0]["seconds_per_step"], rel=1e-3)
     assert 0 < rows[0]["d_real"] < 1 and 0 < rows[0]["d_fake"] < 1
     assert sorted(p.name for p in (run / "samples").iterdir()) == [

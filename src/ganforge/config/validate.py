@@ -142,3 +142,19 @@ def _check_quality_options(config: RunConfig) -> None:
             raise ConfigError(f"--depth sets the hidden layers of the toy networks; {model.model}'s layers follow "
                               "its table: leave --depth unset")
         _at_least("depth", model.depth, 1)
+
+
+MAX_THREADS = 1024  # more threads than any machine has cores: a typo, not a setting
+
+
+def parse_threads(value: str | int | None) -> int | None:
+    """``--threads``: a positive count, or ``auto``/None (None = auto)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        count = 0 if isinstance(value, (bool, float)) else int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if not 1 <= count <= MAX_THREADS:
+        raise ConfigError(f"--threads must be 'auto' or a number of threads from 1 to {MAX_THREADS}, got {shown(value)}")
+    return count

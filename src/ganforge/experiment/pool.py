@@ -33,9 +33,10 @@ worker_main()
 """
 
 
-def run_in_workers(pending: list[PlannedRun], jobs: int, threads: int,
+def run_in_workers(pending: list[PlannedRun], jobs: int, share: int, threads: int | None,
                    say: Callable[[str], None]) -> tuple[int, bool]:
-    """``jobs`` worker processes at a time; SIGINT/SIGTERM are passed on to them, so each saves a checkpoint."""
+    """``jobs`` worker processes at a time, each with at most ``share`` threads (``threads`` of them, or auto);
+    SIGINT/SIGTERM are passed on to them, so each saves a checkpoint."""
     queue = list(pending)
     running: dict[subprocess.Popen[bytes], tuple[PlannedRun, float]] = {}
     signals: list[int] = []
@@ -55,7 +56,7 @@ def run_in_workers(pending: list[PlannedRun], jobs: int, threads: int,
         while queue or running:
             while queue and len(running) < jobs and not signals and not failures:
                 run = queue.pop(0)
-                running[_launch(run, threads)] = (run, time.monotonic())
+                running[_launch(run, share, threads)] = (run, time.monotonic())
             if not running:
                 break
             time.sleep(POLL_SECONDS)
@@ -81,13 +82,13 @@ def run_in_workers(pending: list[PlannedRun], jobs: int, threads: int,
     return completed, bool(signals)
 
 
-def _launch(run: PlannedRun, threads: int) -> subprocess.Popen[bytes]:
+def _launch(run: PlannedRun, share: int, threads: int | None) -> subprocess.Popen[bytes]:
     """Start a worker process for one run; its output goes to the run's log.txt. It gets its own session,
     so a Ctrl-C reaches it only once, passed on by the experiment."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(share), "MKL_NUM_THREADS": str(share)}
     with open(run.run_dir / RUN_LOG_FILE, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-c", WORKER_CODE, str(run.run_dir), str(threads)],
+            [sys.executable, "-c", WORKER_CODE, str(run.run_dir), str(share), str(threads or "auto")],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True)
 
 
@@ -105,11 +106,11 @@ def _failure(run: PlannedRun, returncode: int) -> str:
 
 
 def worker_main() -> None:
-    """Entry point of a worker process: ``RUN_DIR THREADS``; exit status 0 done, 130 stopped, 2 error."""
-    run_dir, threads = Path(sys.argv[1]), int(sys.argv[2])
-    torch.set_num_threads(threads)
+    """Entry point of a worker process: ``RUN_DIR SHARE THREADS|auto``; exit status 0 done, 130 stopped, 2 error."""
+    run_dir, share, threads = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    torch.set_num_threads(share)
     try:
-        row = run_one(run_dir)
+        row = run_one(run_dir, None if threads == "auto" else int(threads))
     except GanforgeError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)

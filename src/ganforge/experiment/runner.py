@@ -34,17 +34,17 @@ from ganforge.sampling.generator import TrainedGenerator
 from ganforge.train import run as training
 
 
-def run_one(run_dir: Path | str) -> dict[str, Any]:
+def run_one(run_dir: Path | str, threads: int | None = None) -> dict[str, Any]:
     """Train the planned run in ``run_dir`` to its last step (resuming from its checkpoint if it has one),
     evaluate it and write ``result.json`` last; returns that row (status ``stopped``, and no file, when a
-    stop signal ended training early)."""
+    stop signal ended training early). ``threads``: torch threads, None = auto (see ganforge.train.threads)."""
     run_dir = Path(run_dir)
     plan = json.loads((run_dir / RUN_PLAN_FILE).read_text())
     config = RunConfig.from_dict(plan["config"])
     row: dict[str, Any] = {"variant": plan["variant"], "values": plan["values"], "seed": plan["seed"]}
     with _claim(run_dir), _output_to(run_dir / RUN_LOG_FILE):
         try:
-            stopped = _train_to_end(run_dir, config)
+            stopped = _train_to_end(run_dir, config, threads)
         except TrainingDivergedError as error:  # an outcome of the experiment: recorded, not retried
             row.update(status="diverged", step=error.step, error=str(error))
         else:
@@ -56,16 +56,17 @@ def run_one(run_dir: Path | str) -> dict[str, Any]:
     return row
 
 
-def _train_to_end(run_dir: Path, config: RunConfig) -> bool:
+def _train_to_end(run_dir: Path, config: RunConfig, threads: int | None) -> bool:
     """Train or resume to the last step; True when a stop signal ended training first (it saved a checkpoint)."""
     if list_checkpoints(run_dir):
         checkpoint = read_checkpoint(run_dir)
         if checkpoint.step >= _last_step(checkpoint.config):
             return False  # trained before; stopped before its evaluation
-        result = training.resume(run_dir, show_progress=False, hooks=[PeriodicEvaluation.for_run])
+        result = training.resume(run_dir, show_progress=False, hooks=[PeriodicEvaluation.for_run], threads=threads)
     else:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a best.json from an attempt with no checkpoint
-        result = training.train(config, run_dir, show_progress=False, hooks=[PeriodicEvaluation.for_run])
+        result = training.train(config, run_dir, show_progress=False, hooks=[PeriodicEvaluation.for_run],
+                                threads=threads)
     return result.stopped_by is not None
 
 

@@ -55,9 +55,9 @@ def run_experiment(spec: str | Path | Mapping[str, Any], out: str | Path, *, job
     """Run every variant of ``spec`` with every seed into ``out``, evaluate each, and write the tables.
 
     ``jobs``: runs trained at once, each in its own process (None = one per core, at most the runs left; 1 =
-    in this process). ``threads``: torch threads per run (None = cores // jobs, at most torch's own thread
-    count, which OMP_NUM_THREADS sets). Runs already done are not redone; interrupted ones continue from their
-    last checkpoint.
+    in this process). ``threads``: torch threads per run; None = auto: each run's share of the cores (cores // jobs,
+    at most torch's own thread count, which OMP_NUM_THREADS sets), fewer while other processes keep cores busy.
+    Runs already done are not redone; interrupted ones continue from their last checkpoint.
     """
     for name, value in (("jobs", jobs), ("threads", threads)):
         if value is not None and value < 1:
@@ -73,7 +73,7 @@ def run_experiment(spec: str | Path | Mapping[str, Any], out: str | Path, *, job
     if jobs is None and torch.cuda.is_available() and any(r.config.train.device != "cpu" for r in pending):
         jobs = 1  # one GPU: the runs take turns on it rather than each holding memory there
     jobs = max(1, min(jobs or cores, len(pending)))
-    threads = threads or max(1, min(cores // jobs, torch.get_num_threads()))  # OMP_NUM_THREADS is a ceiling
+    share = threads or max(1, min(cores // jobs, torch.get_num_threads()))  # OMP_NUM_THREADS is a ceiling
     say: Callable[[str], None] = (lambda text: print(text, flush=True)) if show_progress else (lambda text: None)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -86,13 +86,15 @@ def run_experiment(spec: str | Path | Mapping[str, Any], out: str | Path, *, job
     variants = len(runs) // len(parsed.seeds)
     say(f"experiment {out}: {variants} variant{'s' if variants != 1 else ''} x {len(parsed.seeds)} seed"
         f"{'s' if len(parsed.seeds) != 1 else ''} = {len(runs)} runs; {len(done)} done, {len(pending)} to run"
-        + (f", {jobs} at a time with {threads} torch thread{'s' if threads != 1 else ''} each" if pending else ""))
+        + (f", {jobs} at a time with {share} torch thread{'s' if share != 1 else ''} each"
+           + ("" if threads or share == 1 else " (fewer while other processes keep the cores busy)")
+           if pending else ""))
     completed, stopped = 0, False
     try:
         if pending and jobs == 1:
-            completed, stopped = _run_here(pending, threads, say)
+            completed, stopped = _run_here(pending, share, threads, say)
         elif pending:
-            completed, stopped = run_in_workers(pending, jobs, threads, say)
+            completed, stopped = run_in_workers(pending, jobs, share, threads, say)
     finally:
         write_summary(parsed, runs, out)
     return ExperimentResult(out, out / TABLE_FILE, out / RESULTS_FILE, out / SUMMARY_FILE, len(runs), len(done),
@@ -124,16 +126,18 @@ def _first_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "a different plan"
 
 
-def _run_here(pending: list[PlannedRun], threads: int, say: Callable[[str], None]) -> tuple[int, bool]:
-    """One run after another in this process; returns (runs completed, whether a stop signal ended it)."""
+def _run_here(pending: list[PlannedRun], share: int, threads: int | None,
+              say: Callable[[str], None]) -> tuple[int, bool]:
+    """One run after another in this process, with at most ``share`` threads (``threads`` of them, or auto);
+    returns (runs completed, whether a stop signal ended it)."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(share)
     completed = 0
     try:
         for run in pending:
             start = time.monotonic()
             try:
-                row = run_one(run.run_dir)
+                row = run_one(run.run_dir, threads)
             except GanforgeError as error:
                 raise GanforgeError(f"{run.run_dir}: {error}") from None
             if row["status"] == "stopped":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
 from PIL import Image
 from torch import Tensor
 
@@ -27,6 +28,7 @@ from ganforge.train.divergence import DivergenceGuard, diverged
 from ganforge.train.monitor import RunLog
 from ganforge.train.signals import StopRequest
 from ganforge.train.step import train_step
+from ganforge.train.threads import ThreadBudget
 from ganforge.train.trainer import Trainer
 
 
@@ -78,8 +80,9 @@ def due_at(train: TrainConfig, step: int, final: bool) -> Due:
 
 
 def fit(trainer: Trainer, run_dir: Path, steps: int, *, hooks: Sequence[HookFactory] = (),
-        show_progress: bool = True) -> TrainResult:
-    """Train until ``steps`` (or a stop signal), writing the run folder as the schedule says."""
+        show_progress: bool = True, threads: ThreadBudget | None = None) -> TrainResult:
+    """Train until ``steps`` (or a stop signal), writing the run folder as the schedule says; an auto ``threads``
+    budget follows the other processes' load as the steps go."""
     train = trainer.config.train
     main = distributed.is_main()  # under torchrun only rank 0 measures and writes; the others train alongside
     active = [hook for hook in (make(trainer, run_dir) for make in hooks) if hook is not None] if main else []
@@ -94,6 +97,8 @@ def fit(trainer: Trainer, run_dir: Path, steps: int, *, hooks: Sequence[HookFact
         stopping = False
         while trainer.step < steps and not stopping:
             train_step(trainer)
+            if threads is not None:
+                threads.recheck()
             step = trainer.step
             log.advance(step)
             # Read once (and alike on every process), so the step that sees it is handled as the last.
@@ -142,7 +147,8 @@ def _record(trainer: Trainer, run_dir: Path, log: RunLog, step: int,
         raise diverged(run_dir, bad_step, values)
     scores = {key: value for hook in hooks for key, value in hook.measure(step).items()}
     preview = trainer.preview()
-    row = log.record(step, values, **trainer.learning_rates(), diversity=round(diversity(preview), 6), **scores)
+    row = log.record(step, values, **trainer.learning_rates(), diversity=round(diversity(preview), 6),
+                     threads=torch.get_num_threads(), **scores)
     return preview, row
 
 

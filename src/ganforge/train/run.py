@@ -26,11 +26,12 @@ from ganforge.runs.metrics_log import CONFIG_FILE, METRICS_FILE, append_row, for
 from ganforge.train import distributed
 from ganforge.train.loop import HookFactory, TrainResult, fit
 from ganforge.train.placement import cpu_has_native_bf16, resolve_device
+from ganforge.train.threads import ThreadBudget
 from ganforge.train.trainer import Trainer
 
 
 def train(config: RunConfig, out: Path | str, *, show_progress: bool = True,
-          hooks: Sequence[HookFactory] = ()) -> TrainResult:
+          hooks: Sequence[HookFactory] = (), threads: int | None = None) -> TrainResult:
     """Train a GAN from scratch and write the run folder ``out``.
 
     The folder receives ``config.yaml``, ``metrics.jsonl``, ``samples/step_N.png``
@@ -47,11 +48,11 @@ def train(config: RunConfig, out: Path | str, *, show_progress: bool = True,
         )
     if distributed.is_main():
         (run_dir / METRICS_FILE).unlink(missing_ok=True)
-    return _start(config, run_dir, resume_from=None, show_progress=show_progress, hooks=hooks)
+    return _start(config, run_dir, resume_from=None, show_progress=show_progress, hooks=hooks, threads=threads)
 
 
 def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show_progress: bool = True,
-           hooks: Sequence[HookFactory] = ()) -> TrainResult:
+           hooks: Sequence[HookFactory] = (), threads: int | None = None) -> TrainResult:
     """Continue a run from its latest checkpoint, exactly as if it had never stopped.
 
     ``overrides`` may change training keys (most often ``steps``, the new total);
@@ -81,7 +82,8 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
         config.train.epochs = None
     if config.train.preset is None:  # saved before presets existed: its unset keys keep the lectures' values
         config.train.preset = "lecture"
-    return _start(config, run_dir, resume_from=checkpoint, show_progress=show_progress, hooks=hooks)
+    return _start(config, run_dir, resume_from=checkpoint, show_progress=show_progress, hooks=hooks,
+                  threads=threads)
 
 
 # Training keys a resume cannot change, and why: the checkpoint's state already holds what they decided.
@@ -98,16 +100,17 @@ def resume_changes(saved: RunConfig, config: RunConfig) -> dict[str, list[Any]]:
 
 
 def _start(config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None, show_progress: bool,
-           hooks: Sequence[HookFactory]) -> TrainResult:
+           hooks: Sequence[HookFactory], threads: int | None) -> TrainResult:
     validate(config)
+    budget = ThreadBudget(threads)  # auto: the start-up from here on is its first look at the other processes
     # One process, or one of torchrun's: then a process group for the run and this process's device.
     with distributed.session(resolve_device(config.train.device)) as device:
         return _start_on(device, config, run_dir, resume_from=resume_from, show_progress=show_progress,
-                         hooks=hooks)
+                         hooks=hooks, threads=budget)
 
 
 def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None,
-              show_progress: bool, hooks: Sequence[HookFactory]) -> TrainResult:
+              show_progress: bool, hooks: Sequence[HookFactory], threads: ThreadBudget) -> TrainResult:
     if config.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA GPU (its loss scaling is for GPUs): use --precision bf16 on CPU")
     if config.train.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
@@ -138,4 +141,5 @@ def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_
                     f"{key} {old} -> {new}" for key, (old, new) in changes.items()))
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomically(run_dir / CONFIG_FILE, to_yaml(config))
-    return fit(trainer, run_dir, steps, hooks=hooks, show_progress=show_progress)
+    with threads:  # chosen now, given back at the end
+        return fit(trainer, run_dir, steps, hooks=hooks, show_progress=show_progress, threads=threads)
