@@ -45,9 +45,12 @@ def train(out: str | Path, *, config: RunConfig | str | Path | None = None, show
                           hooks=[PeriodicEvaluation.for_run])
 
 
-def resume(run: str | Path, *, show_progress: bool = True, **overrides: Any) -> TrainResult:
-    """Continue the run in folder ``run`` from its latest checkpoint, e.g. ``resume("runs/digits", steps=4000)``."""
-    return training.resume(run, overrides, show_progress=show_progress, hooks=[PeriodicEvaluation.for_run])
+def resume(run: str | Path, *, show_progress: bool = True, allow_data_change: bool = False,
+           **overrides: Any) -> TrainResult:
+    """Continue the run in folder ``run`` from its latest checkpoint, e.g. ``resume("runs/digits", steps=4000)``;
+    ``allow_data_change`` continues (with a warning) on data that changed since the checkpoint instead of refusing."""
+    return training.resume(run, overrides, show_progress=show_progress, hooks=[PeriodicEvaluation.for_run],
+                           allow_data_change=allow_data_change)
 
 
 def load(run: str | Path, device: str = "auto") -> TrainedGenerator:
