@@ -147,14 +147,14 @@ def test_train_help_shows_each_flags_default_as_the_config_computes_it():
     """Every config flag's [default: ...] is default_text's (which tests/config checks against the resolved
     values), in the help's source and on the screen; the other flags name no default."""
     params = {param.name: param for param in typer.main.get_command(app).commands["train"].params}
-    assert set(params) - set(config_keys()) == {"out", "resume", "config", "quiet", "threads"}
+    assert set(params) - set(config_keys()) == {"out", "resume", "allow_data_change", "config", "quiet", "threads"}
     wide = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "300"})  # no cell cut short with "…"
     assert wide.exit_code == 0, wide.output
     text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", wide.output).split())
     for key in set(params) & set(config_keys()):
         assert re.fullmatch(rf".* \\\[default: {re.escape(default_text(key))}\]", params[key].help), (key, params[key].help)
         assert f"[default: {' '.join(default_text(key).split())}]" in text, key
-    for key in ("out", "resume", "config", "quiet"):
+    for key in ("out", "resume", "allow_data_change", "config", "quiet"):
         assert "default:" not in params[key].help, key
     assert params["threads"].help.endswith("[default: auto]")  # a setting of this process, not of the run
 

@@ -324,9 +324,13 @@ def image_files(draw) -> tuple[str, str, bytes]:
         size = draw(st.integers(SMALL_LIMIT // 250 + 1, 1000)), 250  # warns up to 800 wide, raises beyond
         return "unreadable", FORMATS[fmt], encode(random_image(mode, size, 0), fmt, frames)
     (mode, fmt, frames), size = draw(st.sampled_from(WRITABLE)), (draw(sides), draw(sides))
-    data = encode(random_image(mode, size, draw(st.integers(0, 2**32 - 1))), fmt, frames)
+    image = random_image(mode, size, draw(st.integers(0, 2**32 - 1)))
+    data = encode(image, fmt, frames)
     if kind == "valid":
-        return "readable", FORMATS[fmt].upper() if draw(st.booleans()) else FORMATS[fmt], data
+        # A float TIFF keeps its floats; beyond [0, 1], [-1, 1] and 0..255 the loader skips it (its range says why).
+        beyond = mode == "F" and fmt == "TIFF" and float(np.asarray(image).max()) > 255
+        extension = FORMATS[fmt].upper() if draw(st.booleans()) else FORMATS[fmt]
+        return "unreadable" if beyond else "readable", extension, data
     if kind == "truncated":
         return "unknown", FORMATS[fmt], data[: draw(st.integers(0, len(data) - 1))]
     corrupted = bytearray(data)

@@ -49,10 +49,13 @@ def train(out: str | Path, *, config: RunConfig | str | Path | None = None, show
                           hooks=[PeriodicEvaluation.for_run], threads=parse_threads(threads))
 
 
-def resume(run: str | Path, *, show_progress: bool = True, threads: int | str = "auto", **overrides: Any) -> TrainResult:
-    """Continue the run in folder ``run`` from its latest checkpoint, e.g. ``resume("runs/digits", steps=4000)``."""
+def resume(run: str | Path, *, show_progress: bool = True, allow_data_change: bool = False,
+           threads: int | str = "auto", **overrides: Any) -> TrainResult:
+    """Continue the run in folder ``run`` from its latest checkpoint, e.g. ``resume("runs/digits", steps=4000)``;
+    ``allow_data_change`` continues (with a warning) on data that changed since the checkpoint instead of refusing.
+    ``threads`` as for :func:`train`."""
     return training.resume(run, overrides, show_progress=show_progress, hooks=[PeriodicEvaluation.for_run],
-                           threads=parse_threads(threads))
+                           allow_data_change=allow_data_change, threads=parse_threads(threads))
 
 
 def load(run: str | Path, device: str = "auto") -> TrainedGenerator:

@@ -72,6 +72,7 @@ def _default(key: str) -> str:
 def train(
     out: Annotated[Optional[Path], typer.Option(help="Run folder to write (config, metrics.jsonl, samples/, checkpoints/).", rich_help_panel=RUN)] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder from its latest checkpoint; --steps is then the new total.", rich_help_panel=RUN)] = None,
+    allow_data_change: Annotated[bool, typer.Option("--allow-data-change", help="With --resume: continue although the data changed since the checkpoint (another count, shape or content), with a warning and a data_changed event in metrics.jsonl, instead of refusing.", rich_help_panel=RUN)] = False,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of config keys (flat or in model/data/train sections); flags override it.", rich_help_panel=RUN)] = None,
     model: Annotated[Optional[ModelName], typer.Option(help=f"Architecture: mlp (the lectures' MLP GAN), dcgan, or toy (2-D points). {_default('model')}", rich_help_panel=MODEL)] = None,
     image_size: Annotated[Optional[int], typer.Option(help=f"Pixels per side; dcgan supports 28, 32, 64, 128. {_default('image_size')}", rich_help_panel=MODEL)] = None,
@@ -135,7 +136,10 @@ def train(
     updates (the D loss is the average of its real and fake terms unless
     --d-loss-reduction sum), then G generator updates.
     """
-    flags = {key: value for key, value in locals().items() if key not in ("out", "resume", "config", "quiet", "threads")}
+    flags = {key: value for key, value in locals().items()
+             if key not in ("out", "resume", "allow_data_change", "config", "quiet", "threads")}
+    if quiet:
+        logging.getLogger("ganforge").setLevel(logging.WARNING)
     from ganforge.config.io import load_yaml  # imported after locals() is read: the flags are the only locals
     overrides = {**(flatten_keys(load_yaml(config)) if config else {}), **{k: v for k, v in flags.items() if v is not None}}
     from ganforge import api
@@ -144,8 +148,11 @@ def train(
     if resume is not None:
         if out is not None and out != resume:
             raise GanforgeError("--out and --resume name different folders: a resumed run stays in its own folder")
-        result = api.resume(resume, **overrides, show_progress=not quiet, threads=threads)
+        result = api.resume(resume, **overrides, show_progress=not quiet, allow_data_change=allow_data_change,
+                            threads=threads)
     else:
+        if allow_data_change:
+            raise GanforgeError("--allow-data-change applies to --resume RUN: a new run has no earlier data to differ from")
         if out is None:
             raise GanforgeError("missing --out: name the run folder to write, e.g. --out runs/digits")
         result = api.train(out=out, show_progress=not quiet, threads=threads, **overrides)
@@ -349,12 +356,12 @@ def _distributed() -> ModuleType | None:
     return None
 
 
-class _LevelFormatter(logging.Formatter):
-    """Info lines as they are (what ganforge is doing), warnings and errors after ``warning:``/``error:``."""
+class _LogLineFormatter(logging.Formatter):
+    """Log records as the CLI shows them: "warning: ..." for warnings, plain lines for information."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = super().format(record)
-        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+        message = record.getMessage()
+        return f"warning: {message}" if record.levelno >= logging.WARNING else message
 
 
 def main() -> None:
@@ -365,9 +372,10 @@ def main() -> None:
     distributed = _distributed()
     is_main = distributed is None or distributed.is_main()
     handler = logging.StreamHandler()
-    handler.setFormatter(_LevelFormatter())
+    handler.setFormatter(_LogLineFormatter())
     logging.basicConfig(handlers=[handler], level=logging.WARNING if is_main else logging.ERROR)
-    logging.getLogger("ganforge").setLevel(logging.INFO if is_main else logging.ERROR)
+    if is_main:  # ganforge's information lines too (e.g. how many images a folder gave); train --quiet hides them
+        logging.getLogger("ganforge").setLevel(logging.INFO)
     try:
         app()
     except GanforgeError as error:

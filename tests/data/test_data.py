@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from safetensors.torch import save as save_tensors
 from sklearn.datasets import load_digits
 
 from ganforge.config.schema import DataConfig
-from ganforge.data import MixtureData, TensorData, load_data, mixture_modes
+from ganforge.data import MixtureData, TensorData, load_data, mixture_modes, with_absolute_path
 from ganforge.data.digits import load_digit_images
 from ganforge.errors import DataError
 
@@ -175,6 +176,51 @@ def test_restored_state_continues_exactly_like_an_uninterrupted_stream():
     resumed = [restored.next_batch(batch_size) for _ in range(4)]
     assert all(torch.equal(a, b) for a, b in zip(uninterrupted, resumed, strict=True))
     assert restored.epoch == 1
+
+
+def test_a_stream_state_names_how_other_samples_differ():
+    state = load_tensors(save_tensors(indexed_data(50).state_dict()))
+    assert indexed_data(50, seed=3).change_since(state) is None, "the seed does not change the data"
+    assert indexed_data(39).change_since(state) == "the data has 39 points, the run trained on 50"
+    assert indexed_data(55).change_since(state) == "the data has 55 points, the run trained on 50"
+    wider = TensorData(torch.zeros(50, 2), "points", 0, CPU, "pairs")
+    assert wider.change_since(state) == "the data's points have shape 2, the run trained on 1"
+    moved = TensorData(indexed_data(50).samples + 0.5, "points", 0, CPU, "shifted")
+    assert moved.change_since(state) == ("the data's 50 points are not the 50 the run trained on "
+                                         "(contents or order differ)")
+    before_fingerprints = {key: state[key] for key in ("rng", "order", "position", "epoch")}
+    assert moved.change_since(before_fingerprints) is None, "an old checkpoint knows only the count"
+    assert indexed_data(39).change_since(before_fingerprints) == "the data has 39 points, the run trained on 50"
+
+
+@pytest.mark.parametrize("count", [39, 55])
+def test_a_state_of_other_samples_starts_a_new_epoch_of_these_with_its_random_stream(count):
+    """Resuming on changed data (--allow-data-change) must not index the old order: 41 of 39 was an IndexError."""
+    saved = indexed_data(50, seed=5)
+    for _ in range(4):
+        saved.next_batch(10)  # position 40 of 50
+    state = load_tensors(save_tensors(saved.state_dict()))
+    changed = indexed_data(count, seed=99)
+    changed.load_state_dict(state)
+    assert (changed.epoch, changed.position) == (1, 0)
+    expected = torch.Generator()
+    expected.set_state(state["rng"])
+    assert torch.equal(changed.order, torch.randperm(count, generator=expected)), "drawn from the saved stream"
+    seen = torch.cat([changed.next_batch(10) for _ in range(count // 10)])
+    assert len(set(indices(seen, count))) == len(seen) and max(indices(seen, count)) < count
+
+
+def test_a_relative_data_path_becomes_absolute_and_is_kept_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    resolved = with_absolute_path(DataConfig(data="photos/../faces", data_root="cache"))
+    assert resolved == DataConfig(data=str(tmp_path / "faces"), data_as_given="photos/../faces",
+                                  data_root=str(tmp_path / "cache"))
+    assert with_absolute_path(resolved) == resolved, "resolving twice changes nothing"
+    home = with_absolute_path(DataConfig(data="~/faces"))
+    assert home.data == str(Path.home() / "faces") and home.data_as_given == "~/faces"
+    for name in BUILTINS:
+        assert with_absolute_path(DataConfig(data=name)) == DataConfig(data=name), "a built-in stays a name"
+    assert with_absolute_path(DataConfig(data=str(tmp_path))) == DataConfig(data=str(tmp_path))
 
 
 def test_same_seed_gives_the_same_batches_and_another_seed_other_batches():

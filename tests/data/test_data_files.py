@@ -297,9 +297,9 @@ def test_array_resize_keeps_constant_images_constant(tmp_path):
     up = load_array_file(saved(tmp_path, np.full((2, 8, 8, 3), 100, np.uint8)), 16, None)
     assert up.dtype == torch.uint8 and up.shape == (2, 3, 16, 16) and (up == 100).all()
 
-    down = load_array_file(saved(tmp_path, np.full((2, 1, 8, 8), 0.5, np.float32)), 4, None)
+    down = load_array_file(saved(tmp_path, np.full((2, 1, 8, 8), -0.5, np.float32)), 4, None)
     assert down.dtype == torch.float32 and down.shape == (2, 1, 4, 4)
-    assert torch.allclose(down, torch.full_like(down, 0.5))
+    assert torch.allclose(down, torch.full_like(down, -0.5))
 
 
 def test_array_resize_averages_when_shrinking(tmp_path):
@@ -403,3 +403,94 @@ def test_torchvision_celeba_loads_its_aligned_image_folder(tmp_path, monkeypatch
 
     assert faces.shape == (1, 3, 6, 6)
     assert (faces.int() - torch.tensor(GREEN).view(3, 1, 1)).abs().max() <= 2  # JPEG
+
+
+# --- float images, empty archives, and what a loader says it read ------------------------------------
+
+
+def float_tiff(path: Path, pixels: np.ndarray) -> Path:
+    """A 32-bit float greyscale TIFF (Pillow mode "F") holding `pixels`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels.astype(np.float32), mode="F").save(path)
+    assert Image.open(path).mode == "F"
+    return path
+
+
+def test_a_float_tiff_in_zero_one_is_scaled_to_0_255_with_a_warning_not_read_as_black(tmp_path, caplog):
+    ramp = np.linspace(0, 1, 16).reshape(4, 4)
+    float_tiff(tmp_path / "a_unit.tif", ramp)
+    float_tiff(tmp_path / "b_signed.tif", ramp * 2 - 1)  # [-1, 1]: the same picture
+    float_tiff(tmp_path / "c_bytes.tif", ramp * 255)  # 0..255: Pillow's own float greyscale, kept
+    caplog.set_level(logging.WARNING, logger="ganforge")
+
+    images = load_image_folder(tmp_path, image_size=4, channels=1)
+
+    expected = torch.from_numpy((ramp * 255).round().astype(np.uint8))
+    assert images.shape == (3, 1, 4, 4)
+    for image in images:
+        assert (image[0].int() - expected.int()).abs().max() <= 1
+    assert images[0].max() == 255, "not the all-black picture Pillow's own conversion gives"
+    [record] = caplog.records
+    assert record.getMessage() == ("read float pixels in [0, 1] as brightness 0..255 (x 255) in 1 of 3 image files "
+                                   f"in {tmp_path}: a_unit.tif")
+
+
+def test_float_tiffs_beyond_every_known_range_are_skipped_naming_their_range_or_refused(tmp_path, caplog):
+    save(solid(RED), tmp_path / "a_good.png")
+    float_tiff(tmp_path / "b_wide.tif", np.linspace(-3, 700, 16).reshape(4, 4))
+    caplog.set_level(logging.WARNING, logger="ganforge")
+
+    assert colors(load_image_folder(tmp_path, image_size=4, channels=3)) == [RED]
+    assert caplog.messages == [f"skipped 1 of 2 image files in {tmp_path} whose float pixels lie outside [0, 1], "
+                               "[-1, 1] or 0..255: b_wide.tif (-3 to 700)"]
+
+    (tmp_path / "a_good.png").unlink()
+    with pytest.raises(DataError, match=r"none of the 1 image files in .* has float pixels in \[0, 1\], \[-1, 1\] "
+                                        r"or 0\.\.255 \(b_wide\.tif\): .*rescale float images"):
+        load_image_folder(tmp_path, image_size=4, channels=3)
+
+
+def test_a_float_array_in_zero_one_is_scaled_to_minus_one_one_with_a_warning(tmp_path, caplog):
+    unit = np.linspace(0, 1, 2 * 4 * 4).reshape(2, 1, 4, 4)
+    caplog.set_level(logging.WARNING, logger="ganforge")
+
+    loaded = load_array_file(saved(tmp_path, unit), None, None)
+
+    assert loaded.dtype == torch.float32
+    assert torch.allclose(loaded, torch.from_numpy(unit * 2 - 1).float())
+    assert "holds floats in [0, 1] (from 0 to 1)" in caplog.text and "scaled them to [-1, 1]" in caplog.text
+    signed = np.linspace(-1, 1, 32).reshape(2, 1, 4, 4)
+    caplog.clear()
+    assert torch.equal(load_array_file(saved(tmp_path, signed), None, None), torch.from_numpy(signed).float())
+    assert caplog.records == [], "floats in [-1, 1] are taken as they are"
+    with pytest.raises(DataError, match=r"floats from 0 to 255: scale them to \[-1, 1\]"):
+        load_array_file(saved(tmp_path, unit * 255), None, None)
+
+
+def test_an_empty_npz_or_empty_file_says_so_not_wrong_header(tmp_path):
+    np.savez(tmp_path / "nothing.npz")
+    (tmp_path / "zero.npy").write_bytes(b"")
+    with pytest.raises(DataError, match=r"nothing\.npz holds no arrays \(an empty \.npz\): save the images with "
+                                        r"np\.savez\(path, x=images\)"):
+        load_array_file(tmp_path / "nothing.npz", None, None)
+    with pytest.raises(DataError, match=r"zero\.npy is an empty file \(0 bytes\)"):
+        load_array_file(tmp_path / "zero.npy", None, None)
+
+
+def test_loaders_say_in_one_info_line_how_many_images_they_gave_and_skipped(tmp_path, caplog):
+    for index in range(3):
+        save(solid(RED), tmp_path / "folder" / f"{index}.png")
+    (tmp_path / "folder" / "broken.png").write_bytes(b"junk")
+    np.save(tmp_path / "images.npy", grid(5, 4, 4))
+    np.save(tmp_path / "points.npy", np.zeros((7, 2)))
+    caplog.set_level(logging.INFO, logger="ganforge")
+
+    load_image_folder(tmp_path / "folder", image_size=4, channels=3)
+    load_array_file(tmp_path / "images.npy", None, None)
+    load_array_file(tmp_path / "points.npy", None, None)
+
+    assert [record.getMessage() for record in caplog.records if record.levelno == logging.INFO] == [
+        f"read 3 images from {tmp_path / 'folder'} (1 of 4 files skipped)",
+        f"read 5 images from {tmp_path / 'images.npy'}",
+        f"read 7 points from {tmp_path / 'points.npy'}",
+    ]

@@ -90,7 +90,7 @@ def test_epochs_count_discriminator_batches(tiny_dcgan):
 
 
 def run_metrics(run_dir) -> list[dict]:
-    """The statistic rows, without the timings (event rows, e.g. a resume's new --steps, are left out)."""
+    """The statistic rows, without the timings (event rows are left out)."""
     rows = [row for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "event" not in row]
     for row in rows:
         row.pop("seconds_per_step")

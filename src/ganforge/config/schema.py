@@ -53,7 +53,9 @@ class ModelConfig:
 class DataConfig:
     """Where the real samples come from."""
 
-    data: str = "digits"  # built-in name (digits, ring8, grid25, mnist, ...) or a folder / .npy / .npz path
+    data: str = "digits"  # built-in name (digits, ring8, grid25, mnist, ...) or a folder / .npy / .npz path;
+    # a run stores a path as an absolute one (ganforge.data.with_absolute_path), so it is found from anywhere
+    data_as_given: str | None = None  # the path as the user gave it (e.g. relative), kept for display; None = data
     data_root: str | None = None  # download cache for torchvision data sets; None = ~/.cache/ganforge
 
 
@@ -111,6 +113,7 @@ UNSET_MEANS: dict[str, str] = {
     "image_size": "the data's own: digits 28, folders 64",
     "channels": "the data's own",
     "num_classes": "the data's labels, digits: 10",
+    "data_as_given": "the data key as given",
     "data_root": "$GANFORGE_CACHE or ~/.cache/ganforge",
     "epochs": "off",
     "ema": "off",

@@ -39,7 +39,7 @@ SEED_RANGE = (-(2**63), 2**63 - 1)  # what torch.Generator.manual_seed takes, wi
 def validate(config: RunConfig) -> None:
     """Reject values that cannot work, naming the value and the fix."""
     model, train = config.model, config.train
-    for key in ("data", "data_root"):
+    for key in ("data", "data_as_given", "data_root"):
         path = getattr(config.data, key)
         if path is not None and "\0" in path:
             raise ConfigError(f"{key} {shown(path)} contains a NUL character, which no path can hold: fix the path")

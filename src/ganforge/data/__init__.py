@@ -12,12 +12,18 @@
 Image data is held as one tensor in memory and batched by indexing with a
 random permutation per epoch: no per-sample Python loop. Under torchrun every
 process keeps the same stream and takes its own slice of each global batch
-(``RealData.shard``).
+(``RealData.shard``). A stream's state (part of a checkpoint) holds a
+fingerprint of its samples, so a run resumed on changed data is noticed
+(``RealData.change_since``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
+from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -52,6 +58,7 @@ __all__ = [
     "builtin_names",
     "load_data",
     "mixture_modes",
+    "with_absolute_path",
 ]
 
 
@@ -98,6 +105,10 @@ class RealData:
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         raise NotImplementedError
+
+    def change_since(self, state: dict[str, Tensor]) -> str | None:
+        """How these samples differ from those a saved ``state`` was drawn from (None: the same, or not known)."""
+        return None
 
 
 class TensorData(RealData):
@@ -163,19 +174,51 @@ class TensorData(RealData):
             return batch.float().div_(127.5).sub_(1.0)
         return batch.float()
 
+    @cached_property
+    def fingerprint(self) -> dict[str, Tensor]:
+        """What identifies the samples in a checkpoint: their count, shape, and a SHA-256 of their bytes and
+        labels (of the loaded tensor, so a folder's files renamed or touched, but not changed, still match)."""
+        digest = hashlib.sha256()
+        for tensor in (self.samples, self.labels):
+            if tensor is not None:
+                digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).flatten().numpy())
+        return {"count": torch.tensor(len(self.samples)), "sample_shape": torch.tensor(self.sample_shape),
+                "digest": torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)}
+
+    def change_since(self, state: dict[str, Tensor]) -> str | None:
+        """How these samples differ from the saved stream's (a checkpoint from before fingerprints: its count)."""
+        noun = "points" if self.kind == "points" else "images"
+        count, saved_count = len(self.samples), len(state["order"])
+        if count != saved_count:
+            return f"the data has {count:,} {noun}, the run trained on {saved_count:,}"
+        if "sample_shape" in state and tuple(state["sample_shape"].tolist()) != self.sample_shape:
+            return (f"the data's {noun} have shape {_shape(self.sample_shape)}, the run trained on "
+                    f"{_shape(state['sample_shape'].tolist())}")
+        if "digest" in state and not torch.equal(state["digest"], self.fingerprint["digest"]):
+            return f"the data's {count:,} {noun} are not the {count:,} the run trained on (contents or order differ)"
+        return None
+
     def state_dict(self) -> dict[str, Tensor]:
         return {
             "rng": self.generator.get_state(),
             "order": self.order,
             "position": torch.tensor(self.position),
             "epoch": torch.tensor(self.epoch),
+            **self.fingerprint,
         }
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Continue the saved stream; on changed samples (see change_since) its random stream goes on with a new
+        epoch's permutation of these samples, since the saved order indexes the old ones."""
         self.generator.set_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        if self.change_since(state) is not None:
+            self.order = torch.randperm(len(self.samples), generator=self.generator)
+            self.position = 0
+            self.epoch += 1
+            return
         self.order = state["order"].clone()
         self.position = int(state["position"])
-        self.epoch = int(state["epoch"])
 
 
 class MixtureData(RealData):
@@ -210,6 +253,16 @@ def data_cache(config: DataConfig) -> Path:
     return Path(os.environ.get("GANFORGE_CACHE", Path.home() / ".cache" / "ganforge"))
 
 
+def with_absolute_path(config: DataConfig) -> DataConfig:
+    """``config`` with a relative data path (or data root) made absolute, so the run's data is found from any
+    working directory; the path as given is kept in ``data_as_given`` for display. Built-in names stay names."""
+    absolute = {key: os.path.abspath(Path(value).expanduser()) for key in ("data", "data_root")
+                if (value := getattr(config, key)) and not (key == "data" and value in builtin_names())}
+    if absolute.get("data", config.data) != config.data and config.data_as_given is None:
+        absolute["data_as_given"] = config.data
+    return dataclasses.replace(config, **absolute)
+
+
 def load_data(config: DataConfig, image_size: int | None, channels: int | None, seed: int,
               device: torch.device) -> RealData:
     """Open a data source at the model's image size and channels (None = the data's natural ones)."""
@@ -238,6 +291,10 @@ def load_data(config: DataConfig, image_size: int | None, channels: int | None, 
     samples = load_array_file(path, image_size, channels)
     kind = "points" if samples.ndim == 2 else "images"
     return TensorData(samples, kind, seed, device, f"{path} ({len(samples):,} {kind})")
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
 
 
 def _existing_path(source: str) -> Path:

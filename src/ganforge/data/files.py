@@ -3,7 +3,9 @@
 Every loader returns the whole data set as one tensor (N, C, H, W): uint8 in
 0..255 for images, or float32 in [-1, 1] for float arrays (what `ganforge
 sample --out x.npy` writes); `load_array_file` also returns (N, 2) float32
-points. Bad input raises `DataError` with one line that names the fix.
+points. Float images in [0, 1] (a .npy, a float TIFF) are scaled with a
+warning, never read as near-black. Each loader logs one info line of what it
+gave. Bad input raises `DataError` with one line that names the fix.
 """
 
 import logging
@@ -12,6 +14,7 @@ import warnings
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +35,8 @@ _LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, the same weights Pillow uses
 _MAX_NAMED_FILES = 3
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # a zip archive with no members: what np.savez(path) writes
+_FLOAT_IMAGE_RANGES = "[0, 1], [-1, 1] or 0..255"  # what a float ("F") image's pixels may span
 
 # What a broken image file raises while it is opened, decoded or converted
 # (truncated data and unknown formats raise OSError; a TIFF whose tags were
@@ -74,19 +79,29 @@ def load_image_folder(path: Path, image_size: int, channels: int) -> torch.Tenso
         with ThreadPoolExecutor(max_workers=_DECODE_THREADS) as pool:
             decoded = list(pool.map(decode, files))
 
-    unreadable = [file for file, pixels in zip(files, decoded) if pixels is None]
-    named = ", ".join(str(file.relative_to(path)) for file in unreadable[:_MAX_NAMED_FILES])
-    more = f" and {len(unreadable) - _MAX_NAMED_FILES} more" if len(unreadable) > _MAX_NAMED_FILES else ""
-    if len(unreadable) == len(files):
-        raise DataError(
-            f"none of the {len(files)} image files in {path} could be read ({named}{more}): check they are valid images"
-        )
+    unreadable = [file for file, result in zip(files, decoded) if result.pixels is None and not result.float_range]
+    beyond = [(file, result.float_range) for file, result in zip(files, decoded) if result.float_range]
+    if len(unreadable) + len(beyond) == len(files):
+        if not beyond:
+            problem, fix = "could be read", "check they are valid images"
+        else:
+            problem = f"{'could be read or ' if unreadable else ''}has float pixels in {_FLOAT_IMAGE_RANGES}"
+            fix = "check they are valid images, rescale float images, or save them as 8-bit images"
+        raise DataError(f"none of the {len(files)} image files in {path} {problem} ({_named(path, files)}): {fix}")
     if unreadable:
-        logger.warning(
-            "skipped %d of %d image files in %s that could not be read: %s%s",
-            len(unreadable), len(files), path, named, more,
-        )
-    pixels = np.stack([image for image in decoded if image is not None])  # (N, S, S, C)
+        logger.warning("skipped %d of %d image files in %s that could not be read: %s",
+                       len(unreadable), len(files), path, _named(path, unreadable))
+    if beyond:
+        logger.warning("skipped %d of %d image files in %s whose float pixels lie outside %s: %s",
+                       len(beyond), len(files), path, _FLOAT_IMAGE_RANGES,
+                       _named(path, [file for file, _ in beyond], [span for _, span in beyond]))
+    scaled = [file for file, result in zip(files, decoded) if result.scaled]
+    if scaled:
+        logger.warning("read float pixels in [0, 1] as brightness 0..255 (x 255) in %d of %d image files in %s: %s",
+                       len(scaled), len(files), path, _named(path, scaled))
+    pixels = np.stack([result.pixels for result in decoded if result.pixels is not None])  # (N, S, S, C)
+    skipped = f" ({len(files) - len(pixels):,} of {len(files):,} files skipped)" if len(pixels) < len(files) else ""
+    logger.info("read %s images from %s%s", f"{len(pixels):,}", path, skipped)
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
 
 
@@ -94,7 +109,8 @@ def load_array_file(path: Path, image_size: int | None, channels: int | None) ->
     """Load images or 2-D points from a .npy/.npz file, refusing pickled objects.
 
     Images come back as (N, C, H, W): uint8 stays uint8, integers in 0..255 become
-    uint8, floats must lie in [-1, 1] and come back as float32. `image_size` and
+    uint8, floats in [-1, 1] come back as float32, and floats that all lie in
+    [0, 1] are scaled to [-1, 1] with a warning (other ranges are refused). `image_size` and
     `channels` resize and convert them (None keeps the array's own); an alpha
     channel is dropped. Non-square images are refused rather than cropped, so no
     pixels are lost silently. An (N, 2) array is returned as float32 points and
@@ -124,10 +140,12 @@ def load_array_file(path: Path, image_size: int | None, channels: int | None) ->
             points = array.astype(np.float32)
         if not np.isfinite(points).all():
             raise DataError(f"{path} holds points beyond float32's range (about 3.4e38): rescale them")
+        logger.info("read %s points from %s", f"{len(points):,}", path)
         return torch.from_numpy(points)
 
     images = torch.from_numpy(_to_image_dtype(array, path))
     images = _to_channels_first(images, path)
+    logger.info("read %s images from %s", f"{len(images):,}", path)
     return _convert_and_resize(images, image_size, channels)
 
 
@@ -179,16 +197,63 @@ def _check_image_size_and_channels(image_size: int | None, channels: int | None)
         raise DataError(f"channels {channels} is not supported: use 1 for grayscale or 3 for RGB")
 
 
-def _decode_image(file: Path, image_size: int, channels: int) -> np.ndarray | None:
-    """Decode one file to uint8 (S, S, C), or None when it cannot be read."""
+@dataclass(frozen=True)
+class _Decoded:
+    """One image file as the folder loader found it."""
+
+    pixels: np.ndarray | None  # uint8 (S, S, C); None: skipped
+    scaled: bool = False  # float pixels in [0, 1], read as brightness 0..255
+    float_range: str | None = None  # skipped for float pixels outside every range we read, e.g. "-3 to 700"
+
+
+class _FloatRangeError(Exception):
+    """A float ("F") image whose pixels lie outside every range ganforge knows how to read."""
+
+
+def _named(path: Path, files: list[Path], details: list[str] | None = None) -> str:
+    """The first few files relative to ``path`` (each with its detail, if any), and how many more."""
+    shown = [str(file.relative_to(path)) + (f" ({details[index]})" if details else "")
+             for index, file in enumerate(files[:_MAX_NAMED_FILES])]
+    more = f" and {len(files) - _MAX_NAMED_FILES} more" if len(files) > _MAX_NAMED_FILES else ""
+    return ", ".join(shown) + more
+
+
+def _decode_image(file: Path, image_size: int, channels: int) -> _Decoded:
+    """Decode one file to uint8 (S, S, C), or say why it was skipped."""
     try:
         with Image.open(file) as image:  # an animated image opens at its first frame
             image.draft(None, (image_size, image_size))  # JPEG: decode at a reduced scale, still >= image_size
             image = ImageOps.exif_transpose(image)
+            scaled = False
+            if image.mode == "F":
+                image, scaled = _float_to_grey(image)
             image = _fit_square(_to_mode(image, "RGB" if channels == 3 else "L"), image_size)
-            return np.asarray(image).reshape(image_size, image_size, channels)
+            return _Decoded(np.asarray(image).reshape(image_size, image_size, channels), scaled=scaled)
+    except _FloatRangeError as error:
+        return _Decoded(None, float_range=str(error))
     except _UNREADABLE_IMAGE_ERRORS:
-        return None
+        return _Decoded(None)
+
+
+def _float_to_grey(image: Image.Image) -> tuple[Image.Image, bool]:
+    """An 8-bit greyscale copy of a float ("F") image, and whether its pixels were in [0, 1] and scaled.
+
+    Pillow's own conversion clips floats to 0..255, so pixels in [0, 1] would come out black. Pixels in [0, 1]
+    are scaled by 255, pixels in [-1, 1] (some negative) mapped to 0..255, pixels in 0..255 kept; any other
+    range raises _FloatRangeError, and NaN or infinity ValueError (an unreadable image).
+    """
+    pixels = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(pixels).all():
+        raise ValueError("NaN or infinite pixels")
+    low, high = float(pixels.min()), float(pixels.max())
+    in_unit_interval = low >= 0 and high <= 1
+    if in_unit_interval:
+        pixels = pixels * 255
+    elif -1 <= low and high <= 1:
+        pixels = (pixels + 1) * 127.5
+    elif not (0 <= low and high <= 255):
+        raise _FloatRangeError(f"{low:.4g} to {high:.4g}")
+    return Image.fromarray(pixels.round().clip(0, 255).astype(np.uint8)), in_unit_interval
 
 
 def _to_mode(image: Image.Image, mode: str) -> Image.Image:
@@ -216,6 +281,10 @@ def _read_array(path: Path) -> np.ndarray:
     """Read a .npy array, or the image array of a .npz archive, without unpickling."""
     with path.open("rb") as file:
         header = file.read(len(_NPY_MAGIC))
+    if not header:
+        raise DataError(f"{path} is an empty file (0 bytes): save the images into it with np.save or np.savez")
+    if header.startswith(_EMPTY_ZIP_MAGIC):
+        raise DataError(f"{path} holds no arrays (an empty .npz): save the images with np.savez(path, x=images)")
     # Checked here so that numpy never treats a stray file as a pickle.
     if not header.startswith((_NPY_MAGIC, _ZIP_MAGIC)):
         raise DataError(f"{path} is not a NumPy .npy/.npz file (wrong header): save arrays with np.save or np.savez")
@@ -263,7 +332,8 @@ def _check_finite(array: np.ndarray, path: Path) -> None:
 
 
 def _to_image_dtype(array: np.ndarray, path: Path) -> np.ndarray:
-    """Return uint8 for 0..255 integers, float32 for floats in [-1, 1]."""
+    """Return uint8 for 0..255 integers, float32 for floats in [-1, 1]; floats all in [0, 1] are scaled to
+    [-1, 1] with a warning (the usual range of float images, which read as is would look dark and dull)."""
     low, high = array.min(), array.max()
     if array.dtype.kind == "f":
         if low < -1 or high > 1:
@@ -271,6 +341,13 @@ def _to_image_dtype(array: np.ndarray, path: Path) -> np.ndarray:
                 f"{path} holds floats from {low:.4g} to {high:.4g}: "
                 "scale them to [-1, 1] (e.g. x / 127.5 - 1) or save as uint8 in 0..255"
             )
+        if low >= 0:
+            logger.warning("%s holds floats in [0, 1] (from %.4g to %.4g): read them as images in [0, 1] and "
+                           "scaled them to [-1, 1] (x * 2 - 1); save images in [-1, 1] to skip this", path, low, high)
+            scaled = array.astype(np.float32)  # in place below, so a 0-d array stays an array
+            scaled *= 2
+            scaled -= 1
+            return scaled
         return array.astype(np.float32)
     if low < 0 or high > 255:
         raise DataError(

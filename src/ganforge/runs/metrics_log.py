@@ -30,6 +30,12 @@ def read_metrics(run: Path | str) -> list[dict[str, Any]]:
     return rows
 
 
+def append_row(metrics: Path, row: dict[str, Any]) -> None:
+    """Add one row (a log step or an event) at the end of ``metrics.jsonl``."""
+    with open(metrics, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
 def training_history(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The statistic rows of the history the weights actually went through, in step order.
 
@@ -64,12 +70,6 @@ def numeric_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 keys.setdefault(key)
     return list(keys)
-
-
-def append_row(run: Path | str, row: dict[str, Any]) -> None:
-    """Add one row (a statistic row or an event ``{"step", "event", ...}``) to ``RUN/metrics.jsonl``."""
-    with open(Path(run) / METRICS_FILE, "a") as handle:
-        handle.write(json.dumps(row) + "\n")
 
 
 def forget_rows_after(metrics: Path, step: int) -> None:

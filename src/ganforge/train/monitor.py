@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor
 
 from ganforge.errors import GanforgeError
-from ganforge.runs.metrics_log import append_row
+from ganforge.runs.metrics_log import METRICS_FILE, append_row
 from ganforge.train import distributed
 
 # d_real = mean D(x), d_fake = mean D(G(z)) in the D step (probabilities for the seed losses, raw scores for
@@ -77,7 +77,7 @@ class RunLog:
 
     def __init__(self, run_dir: Path, start_step: int, total_steps: int, images_per_step: int, show: bool = True,
                  tensorboard: bool | None = None, writes: bool = True) -> None:
-        self.run_dir = run_dir
+        self.path = run_dir / METRICS_FILE
         self.images_per_step = images_per_step  # real images consumed per step (batch size x D steps x processes)
         self.writes = writes  # False on torchrun's ranks other than 0: no files, no terminal output
         self.tensorboard = _tensorboard_writer(run_dir, tensorboard) if writes else None
@@ -121,7 +121,7 @@ class RunLog:
                "seconds_per_step": round(seconds_per_step, 6),
                "images_per_second": round(self.images_per_step / max(seconds_per_step, 1e-9), 2), **extra}
         if self.writes:
-            append_row(self.run_dir, row)
+            append_row(self.path, row)
         if self.tensorboard is not None:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):
@@ -143,7 +143,7 @@ class RunLog:
         """Record something that happened (e.g. a rollback) in metrics.jsonl and tell the user."""
         if not self.writes:
             return
-        append_row(self.run_dir, {"step": step, "event": name, **details})
+        append_row(self.path, {"step": step, "event": name, **details})
         self.progress.update(self.task, completed=details.get("to_step", step))
         self.last_step = details.get("to_step", step)
         if self.show:
@@ -154,7 +154,7 @@ class RunLog:
         """A warning in the terminal (also shown with --quiet) and in metrics.jsonl for the report."""
         if not self.writes:
             return
-        append_row(self.run_dir, {"step": self.last_step, "event": "warning", "message": text})
+        append_row(self.path, {"step": self.last_step, "event": "warning", "message": text})
         self.console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
 
     def message(self, text: str, always: bool = False) -> None:

@@ -16,10 +16,10 @@ import torch
 
 from ganforge.config.io import to_yaml
 from ganforge.config.resolve import check_model_fits_data, resolve_config, total_steps
-from ganforge.config.schema import RunConfig, apply_overrides
+from ganforge.config.schema import DataConfig, RunConfig, apply_overrides
 from ganforge.config.validate import validate
-from ganforge.data import TensorData, builtin_kind, load_data
-from ganforge.errors import ConfigError, GanforgeError
+from ganforge.data import RealData, TensorData, builtin_kind, load_data, with_absolute_path
+from ganforge.errors import ConfigError, DataError, GanforgeError
 from ganforge.runs.checkpoint import Checkpoint, list_checkpoints, read_checkpoint
 from ganforge.runs.files import write_text_atomically
 from ganforge.runs.metrics_log import CONFIG_FILE, METRICS_FILE, append_row, forget_rows_after
@@ -52,11 +52,14 @@ def train(config: RunConfig, out: Path | str, *, show_progress: bool = True,
 
 
 def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show_progress: bool = True,
-           hooks: Sequence[HookFactory] = (), threads: int | None = None) -> TrainResult:
+           hooks: Sequence[HookFactory] = (), allow_data_change: bool = False,
+           threads: int | None = None) -> TrainResult:
     """Continue a run from its latest checkpoint, exactly as if it had never stopped.
 
     ``overrides`` may change training keys (most often ``steps``, the new total);
-    model and data keys must equal the run's own.
+    model and data keys must equal the run's own. Data that changed since the
+    checkpoint (another count, shape or content) is an error, or with
+    ``allow_data_change`` a warning and a ``data_changed`` event in metrics.jsonl.
     """
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -64,6 +67,8 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
     checkpoint = read_checkpoint(run_dir)
     saved = checkpoint.config
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    if "data" in overrides:  # the run's path given again, relative to here, names the same (absolute) data
+        overrides["data"] = with_absolute_path(DataConfig(data=str(overrides["data"]))).data
     for section in ("model", "data"):
         for key, saved_value in dataclasses.asdict(getattr(saved, section)).items():
             if key in overrides and overrides[key] != saved_value:
@@ -83,7 +88,7 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
     if config.train.preset is None:  # saved before presets existed: its unset keys keep the lectures' values
         config.train.preset = "lecture"
     return _start(config, run_dir, resume_from=checkpoint, show_progress=show_progress, hooks=hooks,
-                  threads=threads)
+                  allow_data_change=allow_data_change, threads=threads)
 
 
 # Training keys a resume cannot change, and why: the checkpoint's state already holds what they decided.
@@ -94,29 +99,33 @@ FIXED_ON_RESUME = {
 
 
 def resume_changes(saved: RunConfig, config: RunConfig) -> dict[str, list[Any]]:
-    """The training keys whose value a resume changes: ``{key: [the run's, the new]}``."""
+    """The training keys whose value a resume changes, ``{key: [the run's, the new]}``; the length of the run
+    (``steps``/``epochs``), which every longer resume changes, is not one of them."""
     before, after = dataclasses.asdict(saved.train), dataclasses.asdict(config.train)
-    return {key: [before[key], after[key]] for key in after if key != "epochs" and before.get(key) != after[key]}
+    return {key: [before[key], after[key]] for key in after
+            if key not in ("steps", "epochs") and before.get(key) != after[key]}
 
 
 def _start(config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None, show_progress: bool,
-           hooks: Sequence[HookFactory], threads: int | None) -> TrainResult:
+           hooks: Sequence[HookFactory], threads: int | None, allow_data_change: bool = False) -> TrainResult:
     validate(config)
     budget = ThreadBudget(threads)  # auto: the start-up from here on is its first look at the other processes
     # One process, or one of torchrun's: then a process group for the run and this process's device.
     with distributed.session(resolve_device(config.train.device)) as device:
         return _start_on(device, config, run_dir, resume_from=resume_from, show_progress=show_progress,
-                         hooks=hooks, threads=budget)
+                         hooks=hooks, threads=budget, allow_data_change=allow_data_change)
 
 
 def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None,
-              show_progress: bool, hooks: Sequence[HookFactory], threads: ThreadBudget) -> TrainResult:
+              show_progress: bool, hooks: Sequence[HookFactory], threads: ThreadBudget,
+              allow_data_change: bool) -> TrainResult:
     if config.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA GPU (its loss scaling is for GPUs): use --precision bf16 on CPU")
     if config.train.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
         logging.getLogger("ganforge").warning(
             "this CPU has no native bf16 arithmetic (AVX-512 BF16 or AMX): --precision bf16 will run much slower "
             "than fp32 here; use --precision fp32")
+    config = dataclasses.replace(config, data=with_absolute_path(config.data))
     check_model_fits_data(config.model.model, builtin_kind(config.data.data), config.data.data)
     with distributed.local_main_first():  # a download happens once per machine, not once per process
         data = load_data(config.data, config.model.image_size, config.model.channels, config.train.seed, device)
@@ -125,7 +134,9 @@ def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_
     validate(config)  # again: a preset may have set a key (pack) that a value the user gave (batch_size) must fit
     steps = total_steps(config, data)
     trainer = Trainer(config, data, device, total_steps=steps)
+    data_change = None
     if resume_from is not None:
+        data_change = _data_change(data, resume_from, run_dir, allow_data_change)
         trainer.restore(resume_from)
         if trainer.step >= steps:
             raise ConfigError(f"{run_dir} is already at step {trainer.step}: pass --steps larger than {trainer.step}")
@@ -136,10 +147,26 @@ def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_
             forget_rows_after(run_dir / METRICS_FILE, trainer.step)
             changes = resume_changes(resume_from.config, config)
             if changes:  # each as [the run's value, the new one]
-                append_row(run_dir, {"step": trainer.step, "event": "resume_override", **changes})
+                append_row(run_dir / METRICS_FILE, {"step": trainer.step, "event": "resume_override", **changes})
                 logging.getLogger("ganforge").info("resuming at step %d with %s", trainer.step, ", ".join(
                     f"{key} {old} -> {new}" for key, (old, new) in changes.items()))
+        if data_change is not None:
+            append_row(run_dir / METRICS_FILE, {"step": trainer.step, "event": "data_changed", "change": data_change,
+                                                "data": data.description})
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomically(run_dir / CONFIG_FILE, to_yaml(config))
     with threads:  # chosen now, given back at the end
         return fit(trainer, run_dir, steps, hooks=hooks, show_progress=show_progress, threads=threads)
+
+
+def _data_change(data: RealData, checkpoint: Checkpoint, run_dir: Path, allowed: bool) -> str | None:
+    """How the data differs from what the checkpoint trained on (None: the same); an error unless ``allowed``."""
+    change = data.change_since(checkpoint.section("data"))
+    if change is None:
+        return None
+    if not allowed:
+        raise DataError(f"--resume {run_dir}: {change} ({data.description}): resume on the run's own data, or pass "
+                        "--allow-data-change to continue on this data (its order restarts with a new epoch)")
+    logging.getLogger("ganforge").warning("resuming %s on changed data: %s; its order restarts with a new epoch",
+                                          run_dir, change)
+    return change
