@@ -88,13 +88,13 @@ def test_samples_of_an_ema_run_come_from_the_average(tmp_path, tiny_dcgan):
 QUALITY_OPTIONS = [  # packing, R1 and R2 (lazy), the relativistic loss, a decaying schedule, a deeper toy
     {**TINY_DCGAN, "loss": "rpgan", "r1": 1.0, "r2": 1.0, "penalty_every": 2, "pack": 2, "lr_schedule": "cosine",
      "lr_floor": 0.1},
-    {**TINY_TOY, "pack": 4, "depth": 2, "r1": 0.5, "lr_schedule": "linear"},
+    {**TINY_TOY, "pack": 4, "depth": 2, "r1": 0.5, "lr_schedule": "linear", "reuse_fake": True},
 ]
 
 
 @pytest.mark.parametrize("keys", [EVERYTHING, {**TINY_DCGAN, "loss": "wgan-gp", "diffaug": True}, *QUALITY_OPTIONS],
                          ids=["conditional-sn-ema-diffaug-hinge", "wgan-gp-diffaug", "rpgan-r1-r2-pack-cosine",
-                              "toy-pack-depth-r1-linear"])
+                              "toy-pack-depth-r1-linear-reuse-fake"])
 def test_a_resumed_run_equals_an_uninterrupted_one_with_every_option(tmp_path, keys):
     """Stopped after step 2 of 4 (its last checkpoint deleted, as a crash would leave it) and resumed, a run
     ends with the same weights, optimizer state and random streams as one that never stopped."""
@@ -159,3 +159,36 @@ def test_cli_sample_class(tmp_path):
 def test_bad_extension_values_are_refused_by_name(tmp_path, keys, message):
     with pytest.raises(ConfigError, match=message):
         ganforge.train(out=tmp_path / "run", steps=2, show_progress=False, **{**TINY_TOY, **keys})
+
+
+def forward_outputs(network: torch.nn.Module, outputs: list, inputs: list | None = None):
+    """Record each forward call's output (and first input) of ``network``."""
+    def hook(module, args, output):
+        outputs.append(output.detach().clone())
+        if inputs is not None:
+            inputs.append(args[0].detach().clone())
+    return network.register_forward_hook(hook)
+
+
+@pytest.mark.parametrize("reuse_fake, generator_forwards", [(False, 2), (True, 1)])
+def test_reuse_fake_hands_ds_fake_batch_to_the_g_update(tiny_toy, reuse_fake, generator_forwards):
+    """pytorch/examples' variant: one G forward a step, and the G update judges the very batch D judged."""
+    config = apply_overrides(RunConfig(), {**tiny_toy, "reuse_fake": reuse_fake, "steps": 3})
+    data = load_data(config.data, None, None, 0, torch.device("cpu"))
+    trainer = Trainer(resolve_config(config, data), data, torch.device("cpu"))
+    made, judged = [], []
+    handles = [forward_outputs(trainer.generator, made), forward_outputs(trainer.discriminator, [], judged)]
+    train_step(trainer)
+    for handle in handles:
+        handle.remove()
+    assert len(made) == generator_forwards
+    g_update_input = judged[-1]
+    assert torch.equal(g_update_input, made[-1]), "the G update judges the last batch G made"
+    assert any(torch.equal(g_update_input, batch) for batch in judged[:-1]) == reuse_fake
+    assert trainer.reusable_fake is None, "nothing is kept past the step"
+
+
+def test_reuse_fake_needs_d_first(tmp_path, tiny_toy):
+    with pytest.raises(ConfigError, match="--reuse-fake .* needs --order d-first"):
+        ganforge.train(out=tmp_path / "run", steps=2, reuse_fake=True, order="g-first", show_progress=False,
+                       **tiny_toy)

@@ -69,6 +69,7 @@ class TrainConfig:
     d_steps: int | None = None  # k, discriminator updates per step; None = 1 (wgan-gp: 5)
     g_steps: int = 1  # generator updates per step
     order: str = "d-first"  # d-first | g-first
+    reuse_fake: bool = False  # pytorch/examples' variant: G's update reuses D's last fake batch (one G forward a step)
     loss: str = "nonsaturating"  # nonsaturating | minimax (the seed losses, D's BCE) | lsgan | hinge | wgan-gp
     d_loss_reduction: str = "average"  # average | sum of the real and fake terms of the BCE and LSGAN D losses
     lr_d: float | None = None  # Adam learning rate of D; None = the model's preset

@@ -46,6 +46,9 @@ def validate(config: RunConfig) -> None:
     _choice("model", model.model, MODELS)
     _choice("loss", train.loss, LOSSES)
     _choice("order", train.order, ORDERS)
+    if train.reuse_fake and train.order != "d-first":
+        raise ConfigError("--reuse-fake hands D's last fake batch to the G update that follows it, so it needs "
+                          "--order d-first")
     _choice("d_loss_reduction", train.d_loss_reduction, D_LOSS_REDUCTIONS)
     _choice("device", train.device, DEVICES)
     _choice("on_nan", train.on_nan, ON_NAN)

@@ -3,7 +3,8 @@
 Each D update takes a fresh real batch and fresh noise and descends D's loss (for the seed losses,
 -(E[log D(x)] + E[log(1 - D(G(z)))])); each G update takes fresh noise and descends G's loss through a
 frozen D. Two Adam optimizers, each owning only its network's parameters, so one phase never moves
-the other network. ``--order g-first`` swaps the phases.
+the other network. ``--order g-first`` swaps the phases. ``--reuse-fake`` is pytorch/examples' variant:
+the first G update takes the fake batch D's last update judged, G's graph kept, instead of a new one.
 """
 
 from __future__ import annotations
@@ -33,12 +34,17 @@ def train_step(trainer: Trainer) -> None:
 
 def discriminator_phase(trainer: Trainer, step: int) -> None:
     """k updates of D: real batch -> "real", G(fresh noise) -> "fake" by the loss's targets; G is not updated."""
-    batch_size = trainer.config.train.batch_size
-    for _ in range(trainer.config.train.d_steps):
+    train = trainer.config.train
+    batch_size = train.batch_size
+    for update in range(train.d_steps):
         real, real_labels = trainer.real_batch()
         fake_labels = trainer.sample_labels(batch_size)
-        with torch.no_grad(), trainer.autocast():
+        keep = train.reuse_fake and update == train.d_steps - 1  # G's graph, for the G update that follows
+        with torch.set_grad_enabled(keep), trainer.autocast():
             fake = trainer.run_generator(trainer.sample_noise(batch_size), fake_labels)
+        if keep:
+            trainer.reusable_fake = (fake, fake_labels)
+            fake = fake.detach()
         real_scores, fake_scores = trainer.judge_both(real, fake, real_labels, fake_labels)
         loss = trainer.loss.discriminator(real_scores, fake_scores, trainer.d_loss_reduction)
         statistics = {}
@@ -67,9 +73,12 @@ def generator_phase(trainer: Trainer, step: int) -> None:
     trainer.discriminator.requires_grad_(False)
     try:
         for _ in range(trainer.config.train.g_steps):
-            labels = trainer.sample_labels(batch_size)
-            with trainer.autocast():
-                fake = trainer.run_generator(trainer.sample_noise(batch_size), labels)
+            if trainer.reusable_fake is not None:  # --reuse-fake: D's last fake batch, graph and all
+                (fake, labels), trainer.reusable_fake = trainer.reusable_fake, None
+            else:
+                labels = trainer.sample_labels(batch_size)
+                with trainer.autocast():
+                    fake = trainer.run_generator(trainer.sample_noise(batch_size), labels)
             fake_scores = trainer.judge(fake, labels, trainer.frozen_discriminator)
             if trainer.loss.pairs_real:  # the relativistic loss judges each fake against a real partner
                 real, real_labels = trainer.real_batch()

@@ -80,6 +80,7 @@ class Trainer:
         # and the wrapper's bookkeeping and buffer broadcast would be wasted.
         self.frozen_discriminator = self.run_discriminator if self.world_size == 1 else compiled(self.discriminator)
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)
+        self.reusable_fake: tuple[Tensor, Tensor | None] | None = None  # --reuse-fake: D's last fake batch and labels
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=train.precision == "fp16")
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=train.precision == "fp16")
         self.noise = torch.Generator(device).manual_seed(train.seed)
