@@ -20,7 +20,8 @@ from typing import Any
 
 from torch import Tensor
 
-from ganforge.config.schema import RunConfig
+from ganforge.config.resolve import resolve_model
+from ganforge.config.schema import SECTIONS, RunConfig
 from ganforge.config.validate import UPPER_LIMITS, validate
 from ganforge.errors import ConfigError, shown
 
@@ -32,7 +33,9 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _LARGEST_STEP = UPPER_LIMITS["steps"][0]
 # Adam's hyper-parameters as torch checks them (torch/optim/adam.py); other keys of a group must be plain values.
 _AT_LEAST_ZERO = ("lr", "initial_lr", "eps", "weight_decay")
-_FLAGS = ("amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused", "decoupled_weight_decay")
+_CHOSEN_BY_TORCH = ("foreach", "fused")  # true, false or null (torch picks)
+# Variants of Adam that ganforge never trains with: true would change the update (or need state it never saved).
+_ALWAYS_OFF = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay")
 
 
 def file_checksum(path: Path) -> str:
@@ -60,7 +63,8 @@ def check_checksum_field(state: dict[str, Any], tensor_files: tuple[str, ...]) -
     checksums = state[CHECKSUMS]
     expected = {*tensor_files, STATE_FILE}
     if not isinstance(checksums, dict) or set(checksums) != expected:
-        raise ValueError(f"'{CHECKSUMS}' is {shown(checksums)}, not one sha256 for each of {', '.join(sorted(expected))}")
+        raise ValueError(f"'{CHECKSUMS}' is {shown(checksums)}, not one sha256 for each of "
+                         f"{', '.join(sorted(expected))}")
     for name, checksum in checksums.items():
         if not isinstance(checksum, str) or not _SHA256.match(checksum):
             raise ValueError(f"the checksum of {name} is {shown(checksum)}, not 64 hex digits")
@@ -93,6 +97,9 @@ def check_state_fields(state: dict[str, Any], folder_step: int | None) -> RunCon
             raise ValueError(f"the {name} optimizer's groups are {shown(groups)}, not a list of parameter groups")
         for group in groups:
             _check_group(name, group)
+        indices = [index for group in groups for index in group["params"]]
+        if indices != list(range(len(indices))):
+            raise ValueError(f"the {name} optimizer's 'params' are {shown(indices)}, not 0, 1, 2, ... in order")
     return config
 
 
@@ -105,25 +112,30 @@ def first_non_finite(tensors: dict[str, Tensor]) -> str | None:
 
 
 def _check_config(values: object) -> RunConfig:
-    if not isinstance(values, dict):
-        raise ValueError(f"'config' is {shown(values)}, not a mapping")
+    """The run's resolved config: each section a mapping, the model and data named, every value valid, and a
+    model that can be built (keys added since the checkpoint was written take their defaults)."""
+    if not isinstance(values, dict) or not all(isinstance(values.get(section), dict) for section in SECTIONS):
+        raise ValueError(f"'config' is {shown(values)}, not a mapping of the sections {', '.join(SECTIONS)}")
+    for section, key in (("model", "model"), ("data", "data")):
+        if values[section].get(key) is None:
+            raise ValueError(f"'config' names no {key} (its {section} section has no '{key}')")
     try:
         config = RunConfig.from_dict(values)
         validate(config)
+        resolve_model(config.model)
     except (ConfigError, ValueError, TypeError) as error:
         raise ValueError(f"'config' does not hold a valid run config: {error}") from None
     return config
 
 
 def _check_group(optimizer: str, group: object) -> None:
-    """One parameter group of an Adam optimizer: numbers finite and in range, flags booleans, indices distinct."""
+    """One parameter group of ganforge's Adam: numbers finite and in range, flags as ganforge sets them."""
     where = f"the {optimizer} optimizer's"
     if not isinstance(group, dict):
         raise ValueError(f"{where} group {shown(group)} is not a mapping")
     params = group.get("params")
-    if (not isinstance(params, list) or not params or any(type(i) is not int or i < 0 for i in params)
-            or len(set(params)) != len(params)):
-        raise ValueError(f"{where} 'params' is {shown(params)}, not a list of distinct parameter indices")
+    if not isinstance(params, list) or not params or any(type(index) is not int for index in params):
+        raise ValueError(f"{where} 'params' is {shown(params)}, not a list of parameter indices")
     if "lr" not in group:
         raise ValueError(f"{where} group has no 'lr'")
     for key in _AT_LEAST_ZERO:
@@ -134,9 +146,12 @@ def _check_group(optimizer: str, group: object) -> None:
             and all(_number_at_least_zero(beta) and beta < 1 for beta in betas)):
         raise ValueError(f"{where} 'betas' is {shown(betas)}, not two numbers from 0 to below 1")
     for key, value in group.items():
-        if key in _FLAGS and not (value is None or isinstance(value, bool)):
+        if key in _CHOSEN_BY_TORCH and not (value is None or isinstance(value, bool)):
             raise ValueError(f"{where} '{key}' is {shown(value)}, not true, false or null")
-        if key not in (*_AT_LEAST_ZERO, *_FLAGS, "params", "betas") and isinstance(value, (list, dict)):
+        if key in _ALWAYS_OFF and value is not False:
+            raise ValueError(f"{where} '{key}' is {shown(value)}: ganforge's Adam always has it false")
+        known = key in (*_AT_LEAST_ZERO, *_CHOSEN_BY_TORCH, *_ALWAYS_OFF, "params", "betas")
+        if not known and isinstance(value, (list, dict)):
             raise ValueError(f"{where} {shown(key)} is {shown(value)}, not a plain value")
 
 
