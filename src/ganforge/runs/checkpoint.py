@@ -50,7 +50,9 @@ from ganforge.runs.integrity import (
     check_state_fields,
     file_checksum,
     first_non_finite,
+    shape_text,
     state_checksum,
+    state_mismatch,
 )
 
 FORMAT_VERSION = 1
@@ -90,7 +92,7 @@ class Checkpoint:
     def restore_models(self, generator: nn.Module, discriminator: nn.Module) -> None:
         for name, module, weights in (("generator", generator, self.generator),
                                       ("discriminator", discriminator, self.discriminator)):
-            mismatch = _state_mismatch(module.state_dict(), weights)
+            mismatch = state_mismatch(module.state_dict(), weights)
             if mismatch:
                 raise CheckpointError(
                     f"checkpoint {self.path}: {name}.safetensors does not fit the {self.config.model.model} {name} "
@@ -109,7 +111,7 @@ class Checkpoint:
                     index, field = key[len(prefix):].split(".", 1)
                     parameter = parameters[int(index)]
                     if tensor.ndim and tensor.shape != parameter.shape:  # moments have their parameter's shape
-                        raise ValueError(f"'{key}' is {_shape(tensor)}, its parameter {_shape(parameter)}")
+                        raise ValueError(f"'{key}' is {shape_text(tensor)}, its parameter {shape_text(parameter)}")
                     state.setdefault(int(index), {})[field] = tensor
             optimizer.load_state_dict({"state": state, "param_groups": self.state["optimizers"][name]})
         except (ValueError, IndexError, KeyError, TypeError) as error:
@@ -278,13 +280,13 @@ def _load_checked(folder: Path) -> Checkpoint:
     for name in TENSOR_FILES:
         path = folder / name
         try:
-            if CHECKSUMS in state and file_checksum(path) != state[CHECKSUMS][name]:
-                raise _UnreadableCheckpointError(
-                    f"checkpoint file {path} does not match its checksum in {STATE_FILE}: it changed after it "
-                    "was written (a disk error or an edit)")
             tensors[name] = load_file(path)
+            matches = CHECKSUMS not in state or file_checksum(path) == state[CHECKSUMS][name]
         except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
             raise _corrupt(path, error) from None
+        if not matches:
+            raise _UnreadableCheckpointError(f"checkpoint file {path} does not match its checksum in {STATE_FILE}: "
+                                             "it changed after it was written (a disk error or an edit)")
         bad = first_non_finite(tensors[name])
         if bad is not None:
             raise _UnreadableCheckpointError(f"checkpoint file {path} holds NaN or infinite values in '{bad}'")
@@ -302,7 +304,7 @@ def _read_state(folder: Path) -> tuple[dict[str, Any], RunConfig]:
         state = json.loads((folder / STATE_FILE).read_bytes())
         if not isinstance(state, dict):
             raise TypeError("not a JSON object")
-    except (ValueError, TypeError, RecursionError) as error:
+    except (ValueError, TypeError, RecursionError, OSError) as error:
         raise _damaged_state(folder, error) from None
     version = state.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:
@@ -324,28 +326,6 @@ def _damaged_state(folder: Path, error: Exception) -> _UnreadableCheckpointError
 
 def _corrupt(path: Path, error: Exception) -> _UnreadableCheckpointError:
     return _UnreadableCheckpointError(f"checkpoint file {path} is corrupt or truncated ({_first_line(error)})")
-
-
-def _state_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
-    """What differs between a module's state dict and tensors from a file ('' when they fit)."""
-    parts = [f"'{key}' is {_shape(found[key])} in the file, {_shape(tensor)} in the model"
-             for key, tensor in expected.items() if key in found and found[key].shape != tensor.shape][:1]
-    missing = [key for key in expected if key not in found]
-    unexpected = [key for key in found if key not in expected]
-    if missing:
-        parts.append(f"missing {_names(missing)}")
-    if unexpected:
-        parts.append(f"unexpected {_names(unexpected)}")
-    return "; ".join(parts)
-
-
-def _names(keys: list[str]) -> str:
-    shown = ", ".join(f"'{key}'" for key in keys[:2])
-    return shown + (f" and {len(keys) - 2} more" if len(keys) > 2 else "")
-
-
-def _shape(tensor: Tensor) -> str:
-    return "x".join(map(str, tensor.shape)) or "a scalar"
 
 
 def _first_line(error: BaseException) -> str:

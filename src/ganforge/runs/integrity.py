@@ -6,7 +6,8 @@ JSON without ``checksums``, in a canonical form) under ``checksums["state.json"]
 in a checkpoint is caught, a changed number in state.json included. Checkpoints written before checksums
 existed (release 0.1.0) have none; their fields and tensors are checked all the same.
 
-Each check raises ValueError with the problem in a few words; runs/checkpoint.py names the file around it.
+Each check raises ValueError with the problem in a few words, and state_mismatch describes weights that do
+not fit a model; runs/checkpoint.py names the file around them.
 """
 
 from __future__ import annotations
@@ -109,6 +110,29 @@ def first_non_finite(tensors: dict[str, Tensor]) -> str | None:
         if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
             return key
     return None
+
+
+def state_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
+    """What differs between a module's state dict and tensors from a file ('' when they fit)."""
+    parts = [f"'{key}' is {shape_text(found[key])} in the file, {shape_text(tensor)} in the model"
+             for key, tensor in expected.items() if key in found and found[key].shape != tensor.shape][:1]
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
+    if missing:
+        parts.append(f"missing {_names(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {_names(unexpected)}")
+    return "; ".join(parts)
+
+
+def _names(keys: list[str]) -> str:
+    listed = ", ".join(f"'{key}'" for key in keys[:2])
+    return listed + (f" and {len(keys) - 2} more" if len(keys) > 2 else "")
+
+
+def shape_text(tensor: Tensor) -> str:
+    """A tensor's shape as 3x4, or 'a scalar'."""
+    return "x".join(map(str, tensor.shape)) or "a scalar"
 
 
 def _check_config(values: object) -> RunConfig:
