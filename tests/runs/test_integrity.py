@@ -34,6 +34,7 @@ from ganforge.errors import CheckpointError
 from ganforge.models import build_models
 from ganforge.runs.checkpoint import CHECKPOINT_FILES, TENSOR_FILES, find_checkpoint, list_checkpoints, read_checkpoint
 from ganforge.runs.integrity import state_checksum
+from ganforge.train.divergence import diverged
 
 RELEASE = Path(__file__).resolve().parents[1] / "fixtures" / "release-0.1.0"
 PROPERTY = settings(max_examples=100, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
@@ -170,6 +171,12 @@ def test_a_nan_in_the_generator_is_an_error_naming_the_file_and_resume_falls_bac
     warnings = [record.getMessage() for record in caplog.records if record.name == "ganforge"]
     assert warnings == [f"{problem}; using the previous checkpoint {run / 'checkpoints' / 'step_0000001'}"]
     assert read_checkpoint(folder).step == 2, "the resumed run wrote a good step 2 in its place"
+
+
+def test_a_divergence_names_the_last_good_checkpoint_not_a_damaged_newer_one(run):
+    plant_nan(newest(run), sign=True)
+    message = str(diverged(run, 2, {"d_loss": math.nan}))
+    assert f"the last good checkpoint is {run / 'checkpoints' / 'step_0000001'};" in message, message
 
 
 def test_a_nan_without_a_matching_checksum_is_a_checksum_error(run):

@@ -236,6 +236,14 @@ def read_checkpoint(path: Path) -> Checkpoint:
     return _load_checked(path) if _names_one_checkpoint(path) else _newest_good(path)
 
 
+def latest_good_checkpoint(run_dir: Path) -> Path | None:
+    """The run's most recent checkpoint that passes every check; None when it has none."""
+    try:
+        return find_checkpoint(run_dir)
+    except CheckpointError:
+        return None
+
+
 def _checked_location(path: Path) -> Path:
     path = Path(path)
     if not path.exists():
@@ -342,10 +350,8 @@ def _os_reason(error: BaseException) -> tuple[int | None, str]:
 
 
 def _last_good(run_dir: Path) -> str:
-    try:
-        return f"the last good checkpoint {find_checkpoint(run_dir)} is intact"
-    except CheckpointError:
-        return "no earlier checkpoint was written"
+    good = latest_good_checkpoint(run_dir)
+    return f"the last good checkpoint {good} is intact" if good else "no earlier checkpoint was written"
 
 
 def _warn_once(folder: Path, message: str) -> None:

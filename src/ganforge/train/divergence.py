@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.errors import TrainingDivergedError
-from ganforge.runs.checkpoint import list_checkpoints
+from ganforge.runs.checkpoint import latest_good_checkpoint
 from ganforge.train import distributed
 from ganforge.train.trainer import Trainer
 
@@ -16,8 +16,8 @@ def diverged(run_dir: Path, step: int, values: dict[str, float]) -> TrainingDive
     """The error for a divergence first seen at ``step``, naming the values that went bad and the last good checkpoint."""
     bad = [name for name, value in values.items() if not math.isfinite(value)]
     what = ", ".join(bad) if bad else "a loss or weight"
-    kept = list_checkpoints(run_dir)
-    where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
+    good = latest_good_checkpoint(run_dir)  # not a newer one that a resume skipped as damaged
+    where = f"the last good checkpoint is {good}" if good else "no checkpoint had been written yet"
     error = TrainingDivergedError(
         f"training diverged: {what} became NaN or infinite at step {step}; {where}; "
         "lower --lr-d/--lr-g and resume or start again"
