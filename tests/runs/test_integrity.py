@@ -161,6 +161,9 @@ def test_a_nan_in_the_generator_is_an_error_naming_the_file_and_resume_falls_bac
     result = sample_cli(folder, tmp_path / "nan.npy")
     assert isinstance(result.exception, CheckpointError) and problem in str(result.exception), result.output
     assert not (tmp_path / "nan.npy").exists(), "no NaN samples are written"
+    result = CliRunner().invoke(app, ["eval", str(folder)])
+    assert isinstance(result.exception, CheckpointError) and problem in str(result.exception), result.output
+    assert not list(run.rglob("eval.json")), "no metrics of NaN samples are written"
 
     with caplog.at_level(logging.WARNING, logger="ganforge"):
         assert find_checkpoint(run) == run / "checkpoints" / "step_0000001", "never 'the last good one'"
