@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import ganforge
 import ganforge.algorithm.losses
 from ganforge import cli
-from ganforge.errors import ConfigError, GanforgeError, TrainingDivergedError, filesystem_error
+from ganforge.errors import CheckpointError, ConfigError, GanforgeError, TrainingDivergedError, filesystem_error
 from ganforge.evaluation.metrics import classifier
 from ganforge.report.page import PAGE_MARK
 
@@ -147,3 +147,15 @@ def test_training_the_digit_classifier_says_so_and_shows_its_progress(tmp_path, 
     assert messages[0].startswith("training the digit classifier that the image metrics use (once; cached in ")
     assert messages[-1].startswith("digit classifier trained in ") and "99.0% held-out accuracy" in messages[-1]
     assert epochs_seen == list(range(1, classifier.TrainingRecipe().epochs))
+
+
+def test_a_full_disk_before_the_first_checkpoint_does_not_advise_resuming(tmp_path, tiny_toy, monkeypatch):
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("ganforge.runs.checkpoint._write_synced", disk_full)
+    with pytest.raises(CheckpointError) as caught:
+        ganforge.train(out=tmp_path / "run", steps=2, show_progress=False, **tiny_toy)
+    message = str(caught.value)
+    assert "no earlier checkpoint was written; free disk space, then start the run again" in message
+    assert "--resume" not in message

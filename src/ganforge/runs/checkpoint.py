@@ -2,9 +2,12 @@
 
 - ``generator.safetensors``, ``discriminator.safetensors``: the weights and BatchNorm statistics;
 - ``training.safetensors``: both optimizers' tensors, the noise RNG and the data stream's position;
-- ``state.json``: step, the run's resolved config, the optimizers' hyper-parameters.
+- ``state.json``: step, the run's resolved config, the optimizers' hyper-parameters, and a sha256 checksum
+  of each file (runs/integrity.py).
 
-Nothing is unpickled, so loading a checkpoint cannot run code.
+Nothing is unpickled, so loading a checkpoint cannot run code. Nothing unchecked is trusted either: a
+checkpoint loads only when its checksums match, every state.json field has a sane type and range and
+every tensor is finite; anything else is a CheckpointError naming the file.
 
 Crash safety: a checkpoint is written into ``.step_NNNNNNN.tmp-PID/``, each file
 and the folder are flushed to disk, and only then is it renamed into place, so a
@@ -13,9 +16,9 @@ folder, which readers ignore and the next save of a later process removes).
 Old checkpoints are renamed out of the way before they are deleted, so no
 reader ever sees half of one. A save that fails (a full disk) removes its
 temporary folder and raises a CheckpointError naming the last good checkpoint.
-Given a run folder, readers take the most recent checkpoint that is complete
-and readable, and warn about newer damaged ones; a checkpoint folder named
-explicitly must be whole.
+Given a run folder, readers take the most recent checkpoint that passes every
+check, and warn about newer damaged ones; a checkpoint folder named explicitly
+must be whole.
 """
 
 from __future__ import annotations
@@ -32,18 +35,30 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from ganforge.config.schema import RunConfig
-from ganforge.errors import CheckpointError, ConfigError
+from ganforge.errors import CheckpointError, shown
 from ganforge.runs.files import other_process_alive
+from ganforge.runs.integrity import (
+    CHECKSUMS,
+    STATE_FILE,
+    bytes_checksum,
+    check_checksum_field,
+    check_state_fields,
+    file_checksum,
+    first_non_finite,
+    shape_text,
+    state_checksum,
+    state_mismatch,
+)
 
 FORMAT_VERSION = 1
 EMA_SECTION = "generator_ema"  # section of training.safetensors holding G's moving average (--ema)
 TENSOR_FILES = ("generator.safetensors", "discriminator.safetensors", "training.safetensors")
-CHECKPOINT_FILES = (*TENSOR_FILES, "state.json")
+CHECKPOINT_FILES = (*TENSOR_FILES, STATE_FILE)
 _STEP_FOLDER = re.compile(r"^step_(\d+)$")
 # A save in progress (tmp) or a checkpoint being deleted or replaced (old), by the process PID.
 _TEMPORARY_FOLDER = re.compile(r"^\.step_\d+\.(?:tmp|old)-(\d+)$")
@@ -77,7 +92,7 @@ class Checkpoint:
     def restore_models(self, generator: nn.Module, discriminator: nn.Module) -> None:
         for name, module, weights in (("generator", generator, self.generator),
                                       ("discriminator", discriminator, self.discriminator)):
-            mismatch = _state_mismatch(module.state_dict(), weights)
+            mismatch = state_mismatch(module.state_dict(), weights)
             if mismatch:
                 raise CheckpointError(
                     f"checkpoint {self.path}: {name}.safetensors does not fit the {self.config.model.model} {name} "
@@ -96,7 +111,7 @@ class Checkpoint:
                     index, field = key[len(prefix):].split(".", 1)
                     parameter = parameters[int(index)]
                     if tensor.ndim and tensor.shape != parameter.shape:  # moments have their parameter's shape
-                        raise ValueError(f"'{key}' is {_shape(tensor)}, its parameter {_shape(parameter)}")
+                        raise ValueError(f"'{key}' is {shape_text(tensor)}, its parameter {shape_text(parameter)}")
                     state.setdefault(int(index), {})[field] = tensor
             optimizer.load_state_dict({"state": state, "param_groups": self.state["optimizers"][name]})
         except (ValueError, IndexError, KeyError, TypeError) as error:
@@ -142,12 +157,13 @@ def save_checkpoint(
     for section, tensors in sections.items():
         for key, value in tensors.items():
             training[f"{section}.{key}"] = value
-    state = {
+    state: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "step": step,
         "config": config.to_dict(),
         "optimizers": param_groups,
     }
+    state = json.loads(json.dumps(state))  # the values as a reader will see them, so that its checksum agrees
 
     replaced: Path | None = None  # an existing checkpoint of the same step, renamed aside until the new one is in
     try:
@@ -157,10 +173,10 @@ def save_checkpoint(
         _remove_stale_temporaries(folder)
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir()
-        _save_tensors(generator.state_dict(), temporary / "generator.safetensors")
-        _save_tensors(discriminator.state_dict(), temporary / "discriminator.safetensors")
-        _save_tensors(training, temporary / "training.safetensors")
-        _write_synced(temporary / "state.json", json.dumps(state, indent=1).encode())
+        checksums = {name: _save_tensors(tensors, temporary / name) for name, tensors in
+                     zip(TENSOR_FILES, (generator.state_dict(), discriminator.state_dict(), training))}
+        state[CHECKSUMS] = {**checksums, STATE_FILE: state_checksum(state)}
+        _write_synced(temporary / STATE_FILE, json.dumps(state, indent=1).encode())
         _fsync_path(temporary)
         replaced = _move_aside(final) if final.exists() else None
         os.replace(temporary, final)
@@ -172,9 +188,12 @@ def save_checkpoint(
                 os.replace(replaced, final)
         code, reason = _os_reason(error)
         fix = "free disk space" if code in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) else f"make {folder} writable"
+        good = latest_good_checkpoint(run_dir)
+        then = f"continue with --resume {run_dir}" if good else "start the run again"
         raise CheckpointError(
-            f"could not write checkpoint {final} ({reason}): {_last_good(run_dir)}; "
-            f"{fix}, then continue with --resume {run_dir}"
+            f"could not write checkpoint {final} ({reason}): "
+            f"{f'the last good checkpoint {good} is intact' if good else 'no earlier checkpoint was written'}; "
+            f"{fix}, then {then}"
         ) from None
     except BaseException:  # e.g. a second Ctrl-C: leave no half-written folder behind
         shutil.rmtree(temporary, ignore_errors=True)
@@ -205,96 +224,111 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def find_checkpoint(path: Path) -> Path:
-    """A checkpoint folder given itself, or given its run folder the most recent complete and readable one.
+    """A checkpoint folder given itself, or given its run folder the most recent one that passes every check.
 
-    Newer checkpoints of the run that are damaged (a file missing, truncated or corrupt) are
-    skipped with a warning; a checkpoint folder named explicitly is returned as it is.
+    Newer checkpoints of the run that are damaged (a file missing, truncated or corrupt, a checksum that
+    does not match, a NaN) are skipped with a warning; a checkpoint folder named explicitly is returned as it is.
     """
+    path = _checked_location(path)
+    return path if _names_one_checkpoint(path) else _newest_good(path).path
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Read and check a checkpoint (a folder, or a run folder for its most recent good one)."""
+    path = _checked_location(path)
+    return _load_checked(path) if _names_one_checkpoint(path) else _newest_good(path)
+
+
+def latest_good_checkpoint(run_dir: Path) -> Path | None:
+    """The run's most recent checkpoint that passes every check; None when it has none."""
+    try:
+        return find_checkpoint(run_dir)
+    except CheckpointError:
+        return None
+
+
+def _checked_location(path: Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist: pass a run folder (from --out) or one of its checkpoints")
     if not path.is_dir():
-        hint = f" such as {path.parent}" if (path.parent / "state.json").is_file() else ""
+        hint = f" such as {path.parent}" if (path.parent / STATE_FILE).is_file() else ""
         raise CheckpointError(
             f"{path} is a file, not a run or checkpoint folder: pass a run folder (from --out) or a checkpoint "
             f"folder{hint} written by 'ganforge train' (ganforge never loads pickled .pt/.pth/.pkl files)"
         )
-    if (path / "state.json").exists() or _STEP_FOLDER.match(path.name):
-        return path
-    checkpoints = list_checkpoints(path)
+    return path
+
+
+def _names_one_checkpoint(path: Path) -> bool:
+    return (path / STATE_FILE).exists() or bool(_STEP_FOLDER.match(path.name))
+
+
+def _newest_good(run_dir: Path) -> Checkpoint:
+    """The run's most recent checkpoint that passes every check, warning once about each newer one that fails."""
+    checkpoints = list_checkpoints(run_dir)
     if not checkpoints:
-        raise CheckpointError(f"{path} holds no checkpoints: pass a run folder written by 'ganforge train'")
+        raise CheckpointError(f"{run_dir} holds no checkpoints: pass a run folder written by 'ganforge train'")
     newest_error: _UnreadableCheckpointError | None = None
     for index in range(len(checkpoints) - 1, -1, -1):
         try:
-            _read_state(checkpoints[index], check_tensor_files=True)
+            return _load_checked(checkpoints[index])
         except _UnreadableCheckpointError as error:
             newest_error = newest_error or error
             if index:
                 previous = checkpoints[index - 1]
                 _warn_once(checkpoints[index], f"{error.problem}; using the previous checkpoint {previous}")
-            continue
-        return checkpoints[index]
     assert newest_error is not None
     earlier = "no earlier checkpoint" if len(checkpoints) == 1 else "no earlier readable checkpoint"
     raise _UnreadableCheckpointError(newest_error.problem,
-                                    f"{path} has {earlier}; train it again or restore its checkpoints from a backup")
+                                    f"{run_dir} has {earlier}; train it again or restore its checkpoints from a backup")
 
 
-def read_checkpoint(path: Path) -> Checkpoint:
-    """Read and check a checkpoint (a folder, or a run folder for its most recent readable one)."""
-    folder = find_checkpoint(path)
-    state, config = _read_state(folder, check_tensor_files=False)
-    return Checkpoint(
-        path=folder,
-        step=int(state["step"]),
-        config=config,
-        generator=_load_tensors(folder / "generator.safetensors"),
-        discriminator=_load_tensors(folder / "discriminator.safetensors"),
-        training=_load_tensors(folder / "training.safetensors"),
-        state=state,
-    )
+def _load_checked(folder: Path) -> Checkpoint:
+    """Read a checkpoint folder and check it all (runs/integrity.py). Raises _UnreadableCheckpointError."""
+    state, config = _read_state(folder)
+    tensors = {}
+    for name in TENSOR_FILES:
+        path = folder / name
+        try:
+            tensors[name] = load_file(path)
+            matches = CHECKSUMS not in state or file_checksum(path) == state[CHECKSUMS][name]
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+            raise _corrupt(path, error) from None
+        if not matches:
+            raise _UnreadableCheckpointError(f"checkpoint file {path} does not match its checksum in {STATE_FILE}: "
+                                             "it changed after it was written (a disk error or an edit)")
+        bad = first_non_finite(tensors[name])
+        if bad is not None:
+            raise _UnreadableCheckpointError(f"checkpoint file {path} holds NaN or infinite values in '{bad}'")
+    generator, discriminator, training = (tensors[name] for name in TENSOR_FILES)
+    return Checkpoint(path=folder, step=state["step"], config=config, generator=generator,
+                      discriminator=discriminator, training=training, state=state)
 
 
-def _read_state(folder: Path, check_tensor_files: bool) -> tuple[dict[str, Any], RunConfig]:
-    """state.json, checked; with ``check_tensor_files`` also the headers and lengths of the tensor files
-    (cheap: no tensor is read). Raises _UnreadableCheckpointError."""
+def _read_state(folder: Path) -> tuple[dict[str, Any], RunConfig]:
+    """state.json, with its checksum and every field checked. Raises _UnreadableCheckpointError."""
     missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
     if missing:
         raise _UnreadableCheckpointError(f"checkpoint {folder} is incomplete (missing {', '.join(missing)})")
     try:
-        state = json.loads((folder / "state.json").read_bytes())
+        state = json.loads((folder / STATE_FILE).read_bytes())
         if not isinstance(state, dict):
             raise TypeError("not a JSON object")
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError, OSError) as error:
         raise _damaged_state(folder, error) from None
-    if state.get("format_version") != FORMAT_VERSION:
+    version = state.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise _UnreadableCheckpointError(
-            f"checkpoint {folder} has format version {state.get('format_version')}, "
-            f"this ganforge reads version {FORMAT_VERSION}",
+            f"checkpoint {folder} has format version {shown(version)}, this ganforge reads version {FORMAT_VERSION}",
             "use the ganforge version that wrote it, or an earlier checkpoint")
+    step_folder = _STEP_FOLDER.match(folder.name)
     try:
-        int(state["step"])
-        config = RunConfig.from_dict(state["config"])
-        if not isinstance(state["optimizers"], dict):
-            raise TypeError("'optimizers' is not a mapping")
-    except (ValueError, KeyError, TypeError, ConfigError) as error:
+        check_checksum_field(state, TENSOR_FILES)
+        config = check_state_fields(state, int(step_folder.group(1)) if step_folder else None)
+    except ValueError as error:
         raise _damaged_state(folder, error) from None
-    if check_tensor_files:
-        for name in TENSOR_FILES:
-            try:
-                with safe_open(folder / name, "pt") as handle:  # checks the header and the file's length
-                    handle.keys()
-            except (SafetensorError, OSError, ValueError) as error:
-                raise _corrupt(folder / name, error) from None
     return state, config
-
-
-def _load_tensors(path: Path) -> dict[str, Tensor]:
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise _corrupt(path, error) from None
 
 
 def _damaged_state(folder: Path, error: Exception) -> _UnreadableCheckpointError:
@@ -303,28 +337,6 @@ def _damaged_state(folder: Path, error: Exception) -> _UnreadableCheckpointError
 
 def _corrupt(path: Path, error: Exception) -> _UnreadableCheckpointError:
     return _UnreadableCheckpointError(f"checkpoint file {path} is corrupt or truncated ({_first_line(error)})")
-
-
-def _state_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
-    """What differs between a module's state dict and tensors from a file ('' when they fit)."""
-    parts = [f"'{key}' is {_shape(found[key])} in the file, {_shape(tensor)} in the model"
-             for key, tensor in expected.items() if key in found and found[key].shape != tensor.shape][:1]
-    missing = [key for key in expected if key not in found]
-    unexpected = [key for key in found if key not in expected]
-    if missing:
-        parts.append(f"missing {_names(missing)}")
-    if unexpected:
-        parts.append(f"unexpected {_names(unexpected)}")
-    return "; ".join(parts)
-
-
-def _names(keys: list[str]) -> str:
-    shown = ", ".join(f"'{key}'" for key in keys[:2])
-    return shown + (f" and {len(keys) - 2} more" if len(keys) > 2 else "")
-
-
-def _shape(tensor: Tensor) -> str:
-    return "x".join(map(str, tensor.shape)) or "a scalar"
 
 
 def _first_line(error: BaseException) -> str:
@@ -338,13 +350,6 @@ def _os_reason(error: BaseException) -> tuple[int | None, str]:
         return error.errno, error.strerror
     code = re.search(r"os error (\d+)", str(error))  # safetensors reports I/O errors as text
     return (int(code.group(1)), os.strerror(int(code.group(1)))) if code else (None, _first_line(error))
-
-
-def _last_good(run_dir: Path) -> str:
-    try:
-        return f"the last good checkpoint {find_checkpoint(run_dir)} is intact"
-    except CheckpointError:
-        return "no earlier checkpoint was written"
 
 
 def _warn_once(folder: Path, message: str) -> None:
@@ -378,9 +383,11 @@ def _delete_checkpoint(checkpoint: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _save_tensors(tensors: dict[str, Tensor], path: Path) -> None:
-    save_file({key: value.detach().cpu().contiguous() for key, value in tensors.items()}, path)
-    _fsync_path(path)
+def _save_tensors(tensors: dict[str, Tensor], path: Path) -> str:
+    """Write a safetensors file (flushed, with the umask's permissions) and return its checksum."""
+    data = save({key: value.detach().cpu().contiguous() for key, value in tensors.items()})
+    _write_synced(path, data)
+    return bytes_checksum(data)
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.errors import TrainingDivergedError
-from ganforge.runs.checkpoint import list_checkpoints
+from ganforge.runs.checkpoint import latest_good_checkpoint
 from ganforge.train import distributed
 from ganforge.train.trainer import Trainer
 
@@ -16,9 +16,9 @@ def diverged(run_dir: Path, step: int, values: dict[str, float]) -> TrainingDive
     """The error for a divergence first seen at ``step``, naming the values that went bad and the last good checkpoint."""
     bad = [name for name, value in values.items() if not math.isfinite(value)]
     what = ", ".join(bad) if bad else "a loss or weight"
-    kept = list_checkpoints(run_dir)
-    if kept:
-        advice = (f"the last good checkpoint is {kept[-1]}; continue from it with lower rates: "
+    good = latest_good_checkpoint(run_dir)  # not a newer one that a resume skipped as damaged
+    if good:
+        advice = (f"the last good checkpoint is {good}; continue from it with lower rates: "
                   f"ganforge train --resume {run_dir} --lr-d R --lr-g R")
     else:
         advice = ("no checkpoint had been written yet, so start again with lower --lr-d/--lr-g "
