@@ -260,14 +260,14 @@ def evaluate_run(
     from ganforge import api
     from ganforge.evaluation.evaluator import evaluate
     from ganforge.evaluation.results import format_results, write_results
-    from ganforge.runs.checkpoint import find_checkpoint
     from ganforge.train.threads import ThreadBudget
 
     generator = api.load(run, device=device)
     with ThreadBudget(parse_threads(threads)):
         results = evaluate(generator, metrics, n, feature_extractor, seed, inception_weights=inception_weights)
     console.print(format_results(results), highlight=False)
-    checkpoint_folder = find_checkpoint(run)
+    checkpoint_folder = generator.checkpoint
+    assert checkpoint_folder is not None  # loaded from a checkpoint folder
     run_dir = checkpoint_folder.parent.parent if checkpoint_folder.parent.name == "checkpoints" else checkpoint_folder
     try:
         console.print(f"wrote {write_results(results, run_dir)}")

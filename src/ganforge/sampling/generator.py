@@ -23,11 +23,13 @@ SAMPLE_BATCH = 1024  # samples generated per forward pass
 class TrainedGenerator:
     """A generator restored from a checkpoint, in eval mode, ready to sample."""
 
-    def __init__(self, generator: Generator, config: RunConfig, step: int, device: torch.device) -> None:
+    def __init__(self, generator: Generator, config: RunConfig, step: int, device: torch.device,
+                 checkpoint: Path | None = None) -> None:
         self.generator = generator.to(device).eval()
         self.config = config
         self.step = step
         self.device = device
+        self.checkpoint = checkpoint  # the checkpoint folder it was loaded from, None for a generator in training
 
     @classmethod
     def load(cls, path: Path | str, device: str = "auto") -> TrainedGenerator:
@@ -42,7 +44,7 @@ class TrainedGenerator:
             generator.load_state_dict(average)
         placed = resolve_device(device)
         place_network(generator, checkpoint.config, placed)  # the layout and kernels it trained with
-        return cls(generator, checkpoint.config, checkpoint.step, placed)
+        return cls(generator, checkpoint.config, checkpoint.step, placed, checkpoint.path)
 
     @property
     def is_points(self) -> bool:
