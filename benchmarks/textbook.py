@@ -10,6 +10,7 @@ engineering differs.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import torch
@@ -21,7 +22,7 @@ class TextbookLoop:
     """One training iteration per call of :meth:`step`, written the way tutorials write it."""
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, images: Tensor, batch_size: int,
-                 z_dim: int) -> None:
+                 z_dim: int, precision: str = "fp32") -> None:
         self.generator, self.discriminator = generator, discriminator
         self.z_dim = z_dim
         self.batch_size = batch_size
@@ -33,6 +34,8 @@ class TextbookLoop:
         self.ones = torch.ones(batch_size)
         self.zeros = torch.zeros(batch_size)
         self.losses: list[tuple[float, float]] = []
+        self.autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" \
+            else contextlib.nullcontext
 
     def _forever(self) -> Iterator[Tensor]:
         while True:
@@ -41,15 +44,17 @@ class TextbookLoop:
 
     def step(self) -> None:
         real = next(self.batches).float() / 127.5 - 1
-        fake = self.generator(torch.randn(self.batch_size, self.z_dim))
-        d_loss = 0.5 * (self.criterion(self.discriminator(real), self.ones)
-                        + self.criterion(self.discriminator(fake.detach()), self.zeros))
+        with self.autocast():
+            fake = self.generator(torch.randn(self.batch_size, self.z_dim))
+            real_scores, fake_scores = self.discriminator(real), self.discriminator(fake.detach())
+        d_loss = 0.5 * (self.criterion(real_scores.float(), self.ones) + self.criterion(fake_scores.float(), self.zeros))
         self.opt_d.zero_grad()
         d_loss.backward()
         self.opt_d.step()
 
-        fake = self.generator(torch.randn(self.batch_size, self.z_dim))
-        g_loss = self.criterion(self.discriminator(fake), self.ones)
+        with self.autocast():
+            fake_scores = self.discriminator(self.generator(torch.randn(self.batch_size, self.z_dim)))
+        g_loss = self.criterion(fake_scores.float(), self.ones)
         self.opt_g.zero_grad()
         g_loss.backward()
         self.opt_g.step()

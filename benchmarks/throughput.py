@@ -3,6 +3,7 @@
     python benchmarks/throughput.py                       # all cases, fp32 and bf16
     python benchmarks/throughput.py --cases dcgan28 --precisions fp32 --windows 7
     python benchmarks/throughput.py --precisions fp32 --compile   # ganforge with torch.compile
+    python benchmarks/throughput.py --processes                   # each loop in its own fresh process
 
 Images per second count the real images consumed per D+G iteration, after
 warm-up; each case alternates windows of the baseline and of ganforge and
@@ -15,6 +16,13 @@ start and again after each case.
 The start-up column is the wall time from building the trainer to the end of
 its first step: with ``--compile`` it is torch.compile's cost, measured with
 an empty inductor cache (a fresh folder per run), as a new user meets it.
+
+In one process, two baselines run beside ganforge: the lectures' loop (benchmarks/textbook.py: fresh noise for
+the G update, so two G forwards per iteration) and pytorch/examples' dcgan loop (benchmarks/examples_loop.py:
+the D update's fake batch reused, one G forward). ``--processes`` instead times each loop as users run it, a
+fresh process from the command line: `ganforge train` (and `ganforge train --reuse-fake`) against
+benchmarks/loop_process.py, the wall time of a long run minus that of a short one (start-up, the final
+checkpoint and sample grid cancel), the best of ``--repeats`` alternating rounds.
 """
 
 from __future__ import annotations
@@ -24,11 +32,15 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
+from examples_loop import ExamplesLoop
 from textbook import TextbookLoop
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -55,6 +67,9 @@ CASES = {
     "dcgan28": Case("dcgan 28x28x1", "dcgan", 28, 1, 128),
     "dcgan64": Case("dcgan 64x64x3", "dcgan", 64, 3, 64),
 }
+PROCESS_STEPS = {"mlp28": (330, 30), "dcgan28": (330, 30), "dcgan64": (14, 2)}  # (long, short) runs per case
+GANFORGE = Path(sys.executable).with_name("ganforge")
+HERE = Path(__file__).resolve().parent
 
 
 def cpu_name() -> str:
@@ -107,7 +122,9 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
     trainer.meter.read()
     startup = time.perf_counter() - start
     generator, discriminator = build_models(config.model, seed=0)
-    baseline = TextbookLoop(generator, discriminator, data.samples, case.batch_size, generator.z_dim)
+    baseline = TextbookLoop(generator, discriminator, data.samples, case.batch_size, generator.z_dim, precision)
+    generator, discriminator = build_models(config.model, seed=0)
+    examples = ExamplesLoop(generator, discriminator, data.samples, case.batch_size, generator.z_dim, precision)
 
     def ganforge_window_step() -> None:
         train_step(trainer)
@@ -121,14 +138,17 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
 
     for _ in range(warmup):
         baseline.step()
+        examples.step()
         train_step(trainer)
     flops = flops_per_iteration(trainer)
-    baseline_rates, ganforge_rates = [], []
+    baseline_rates, examples_rates, ganforge_rates = [], [], []
     for _ in range(windows):
         baseline_rates.append(window_steps * case.batch_size / time_window(baseline.step, window_steps))
+        examples_rates.append(window_steps * case.batch_size / time_window(examples.step, window_steps))
         ganforge_rates.append(window_steps * case.batch_size / ganforge_window(window_steps))
     baseline_rate, ganforge_rate = statistics.median(baseline_rates), statistics.median(ganforge_rates)
     paired = [ours / theirs for theirs, ours in zip(baseline_rates, ganforge_rates)]
+    paired_examples = [ours / theirs for theirs, ours in zip(examples_rates, ganforge_rates)]
     return {
         "case": case.name, "batch": case.batch_size, "precision": precision, "compile": compile,
         "ganforge_startup_seconds": startup,
@@ -136,6 +156,9 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
         "baseline_images_per_second": baseline_rate,
         "ganforge_images_per_second": ganforge_rate,
         "speedup": statistics.median(paired), "speedup_range": (min(paired), max(paired)),
+        "examples_images_per_second": statistics.median(examples_rates),
+        "speedup_vs_examples": statistics.median(paired_examples),
+        "speedup_vs_examples_range": (min(paired_examples), max(paired_examples)),
         "baseline_gflops": flops / 1e9 * baseline_rate / case.batch_size,
         "ganforge_gflops": flops / 1e9 * ganforge_rate / case.batch_size,
     }
@@ -149,7 +172,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="target length of one window")
     parser.add_argument("--compile", action="store_true", help="run ganforge with torch.compile (the baseline stays plain)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--processes", action="store_true",
+                        help="time each loop as its own fresh process from the command line instead")
+    parser.add_argument("--repeats", type=int, default=3, help="--processes: alternating rounds, the best counts")
     args = parser.parse_args()
+    if args.processes:
+        main_processes(args)
+        return
     if args.compile:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="ganforge-inductor-")
 
@@ -164,9 +193,10 @@ def main() -> None:
               "products run at the rate above")
         args.precisions = [p for p in args.precisions if p != "bf16"]
     print("# each fraction of peak uses the best matmul peak measured so far (at start and after each case)")
-    print("| model | batch | precision | ganforge start-up | GFLOP/iter | textbook img/s | ganforge img/s "
-          "| ganforge / textbook | paired range | textbook % of fp32 peak | ganforge % of peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | batch | precision | ganforge start-up | GFLOP/iter | textbook img/s | pytorch/examples img/s "
+          "| ganforge img/s | ganforge / textbook | paired range | ganforge / pytorch/examples | paired range "
+          "| textbook % of fp32 peak | ganforge % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name in args.cases:
         case = CASES[name]
@@ -183,14 +213,83 @@ def main() -> None:
             mode = f"{precision}, compiled" if args.compile else precision
             print(f"| {row['case']} | {row['batch']} | {mode} | {row['ganforge_startup_seconds']:.1f} s "
                   f"| {row['gflop_per_iteration']:.2f} "
-                  f"| {row['baseline_images_per_second']:.0f} | {row['ganforge_images_per_second']:.0f} "
+                  f"| {row['baseline_images_per_second']:.0f} | {row['examples_images_per_second']:.0f} "
+                  f"| {row['ganforge_images_per_second']:.0f} "
                   f"| {row['speedup']:.2f}x | {row['speedup_range'][0]:.2f}-{row['speedup_range'][1]:.2f} "
+                  f"| {row['speedup_vs_examples']:.2f}x "
+                  f"| {row['speedup_vs_examples_range'][0]:.2f}-{row['speedup_vs_examples_range'][1]:.2f} "
                   f"| {100 * row['baseline_peak_fraction']:.0f}% "
                   f"| {100 * row['ganforge_peak_fraction']:.0f}% ({precision}) |", flush=True)
     print(f"# final fp32 matmul peak: {peaks['fp32'] / 1e9:.0f} GFLOP/s")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()}, "rows": rows}, handle, indent=1)
+
+
+def process_seconds(command: list[str]) -> float:
+    """Wall seconds of a command run as a fresh process, as a user runs it."""
+    start = time.perf_counter()
+    finished = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=HERE)
+    if finished.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {finished.stderr.decode(errors='replace')[-2000:]}")
+    return time.perf_counter() - start
+
+
+def process_commands(name: str, case: Case, precision: str, steps: int, scratch: Path) -> dict[str, list[str]]:
+    """The command line of each loop for ``steps`` iterations."""
+    loop = [sys.executable, str(HERE / "loop_process.py")]
+    train = [str(GANFORGE), "train", "--model", case.model, "--data", "digits", "--image-size", str(case.image_size),
+             "--channels", str(case.channels), "--batch-size", str(case.batch_size), "--precision", precision,
+             "--steps", str(steps), "--log-every", str(steps), "--sample-every", "0", "--checkpoint-every", "0",
+             "--preset", "lecture", "--no-tensorboard", "-q"]
+    return {
+        "textbook": [*loop, "textbook", name, precision, str(steps)],
+        "examples": [*loop, "examples", name, precision, str(steps)],
+        "ganforge": [*train, "--out", str(scratch / f"run-{steps}")],
+        "ganforge --reuse-fake": [*train, "--reuse-fake", "--out", str(scratch / f"reuse-{steps}")],
+    }
+
+
+def measure_processes(name: str, precision: str, repeats: int) -> dict[str, float]:
+    """Images per second of each loop as fresh processes: (long - short) iterations over the best difference of
+    the wall times, alternating the loops in every round."""
+    case = CASES[name]
+    long_steps, short_steps = PROCESS_STEPS[name]
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as scratch:
+            long_commands = process_commands(name, case, precision, long_steps, Path(scratch))
+            short_commands = process_commands(name, case, precision, short_steps, Path(scratch))
+            for loop in long_commands:
+                seconds = process_seconds(long_commands[loop]) - process_seconds(short_commands[loop])
+                best[loop] = min(best.get(loop, float("inf")), seconds)
+    return {loop: (long_steps - short_steps) * case.batch_size / seconds for loop, seconds in best.items()}
+
+
+def main_processes(args: argparse.Namespace) -> None:
+    """The table of --processes."""
+    if "bf16" in args.precisions and not cpu_has_native_bf16():
+        print("# bf16 skipped: this CPU has no native bf16 arithmetic (no AVX-512 BF16 or AMX)")
+        args.precisions = [p for p in args.precisions if p != "bf16"]
+    print(f"# {cpu_name()}, torch {torch.__version__}, kernels {torch.backends.cpu.get_cpu_capability()}, "
+          f"each loop a fresh process, best of {args.repeats} alternating rounds of (long - short) iterations")
+    print("| model | batch | precision | iterations | textbook img/s | pytorch/examples img/s | ganforge img/s "
+          "| ganforge --reuse-fake img/s | ganforge / textbook | ganforge / pytorch/examples "
+          "| --reuse-fake / pytorch/examples |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for name in args.cases:
+        for precision in args.precisions:
+            rates = measure_processes(name, precision, args.repeats)
+            long_steps, short_steps = PROCESS_STEPS[name]
+            rows.append({"case": name, "precision": precision, "images_per_second": rates})
+            print(f"| {CASES[name].name} | {CASES[name].batch_size} | {precision} | {long_steps} - {short_steps} "
+                  f"| {rates['textbook']:.0f} | {rates['examples']:.0f} | {rates['ganforge']:.0f} "
+                  f"| {rates['ganforge --reuse-fake']:.0f} | {rates['ganforge'] / rates['textbook']:.2f}x "
+                  f"| {rates['ganforge'] / rates['examples']:.2f}x "
+                  f"| {rates['ganforge --reuse-fake'] / rates['examples']:.2f}x |", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
