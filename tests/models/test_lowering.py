@@ -12,7 +12,15 @@ from ganforge.config.resolve import resolve_config
 from ganforge.config.schema import ModelConfig, RunConfig, apply_overrides
 from ganforge.data import load_data
 from ganforge.models import build_models
-from ganforge.models.lowering import GemmConvTranspose2d, gemm_pays_off, tune_for_cpu, use_gemm_form
+from ganforge.models.lowering import (
+    GemmConvTranspose2d,
+    MatmulConv2d,
+    MatmulConvTranspose2d,
+    gemm_pays_off,
+    is_matmul_in_disguise,
+    tune_for_cpu,
+    use_gemm_form,
+)
 from ganforge.train.placement import judges_samples_independently, place_network
 from ganforge.train.trainer import Trainer
 
@@ -68,6 +76,50 @@ def test_larger_maps_and_autocast_keep_the_stock_kernel():
         assert gemm(small).dtype == torch.bfloat16
 
 
+def lowered_twin(layer: nn.Module, layout: torch.memory_format) -> nn.Module:
+    twin = copy.deepcopy(layer).to(memory_format=layout)
+    tune_for_cpu(twin, layout)
+    return twin
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("stock, side", [
+    (nn.Conv2d(6, 1, 4, 1, 0), 4),  # DCGAN D's last layer: the kernel covers the map
+    (nn.Conv2d(6, 3, (3, 2), 2, 0), (3, 2)),
+    (nn.ConvTranspose2d(5, 7, 4, 1, 0), 1),  # DCGAN G's first layer: from the 1x1 latent
+    (nn.ConvTranspose2d(5, 7, (3, 4), 2, 0, bias=False), 1),
+])
+def test_matrix_products_in_disguise_match_the_stock_layer(layout, stock, side):
+    torch.manual_seed(0)
+    stock = copy.deepcopy(stock).to(memory_format=layout)  # a fresh layer for each layout: no gradients yet
+    matmul = lowered_twin(stock, layout)
+    assert type(matmul) in (MatmulConv2d, MatmulConvTranspose2d)
+    height, width = (side, side) if isinstance(side, int) else side
+    x = torch.randn(3, stock.in_channels, height, width).to(memory_format=layout)
+    x_stock, x_matmul = x.clone().requires_grad_(), x.clone().requires_grad_()
+    expected, got = stock(x_stock), matmul(x_matmul)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    upstream = torch.randn_like(expected)
+    expected.backward(upstream)
+    got.backward(upstream)
+    torch.testing.assert_close(x_matmul.grad, x_stock.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(matmul.weight.grad, stock.weight.grad, rtol=1e-5, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert matmul(x).dtype == stock(x).dtype == torch.bfloat16
+        torch.testing.assert_close(matmul(x).float(), stock(x).float(), rtol=0.05, atol=0.05)
+
+
+def test_other_inputs_and_padded_layers_keep_the_stock_kernel():
+    torch.manual_seed(0)
+    conv, padded = nn.Conv2d(3, 2, 4, 1, 0), nn.Conv2d(3, 2, 4, 1, 1)
+    assert is_matmul_in_disguise(conv) and not is_matmul_in_disguise(padded)
+    assert not is_matmul_in_disguise(nn.ConvTranspose2d(3, 2, 4, 1, 0, output_padding=0, groups=1, dilation=2))
+    matmul = lowered_twin(conv, torch.contiguous_format)
+    larger = torch.randn(2, 3, 6, 6)  # a 3x3 output: not one output pixel
+    torch.testing.assert_close(matmul(larger), conv(larger), rtol=0, atol=0)
+
+
 def test_only_the_large_transposed_convolutions_of_dcgan_64_take_the_gemm_form():
     config = ModelConfig(model="dcgan", image_size=64, channels=3)
     generator, discriminator = build_models(config, seed=0)
@@ -78,6 +130,9 @@ def test_only_the_large_transposed_convolutions_of_dcgan_64_take_the_gemm_form()
     lowered = [name for name, layer in generator.named_modules() if isinstance(layer, GemmConvTranspose2d)]
     assert lowered == ["layers.1.0"]  # 1024 -> 512 channels on 4x4 maps, a 32 MiB weight
     assert not any(isinstance(layer, GemmConvTranspose2d) for layer in discriminator.modules())
+    matmuls = [name for network in (generator, discriminator) for name, layer in network.named_modules()
+               if isinstance(layer, (MatmulConv2d, MatmulConvTranspose2d))]
+    assert matmuls == ["layers.4.0"]  # D's last layer, to one score (G's first is the table's linear projection)
     assert generator.state_dict().keys() == keys
     assert gemm_pays_off(reference.layers[1][0]) and not gemm_pays_off(reference.layers[2][0])
     z = torch.randn(2, 100)

@@ -10,6 +10,14 @@ the output map. Written that way, the batch's pixels form one large
 GEMM that reaches the machine's matmul speed (BENCHMARKS.md has the numbers).
 Layers with larger maps or smaller weights are faster in the stock kernels
 and keep them; CUDA keeps cuDNN.
+
+Two more layers of every DCGAN are matrix products in disguise, and the stock
+kernels run them 4 to 30 times slower than one (in fp32 and far worse in bf16,
+where oneDNN handles a single output channel poorly): D's last convolution,
+whose kernel covers its whole 4x4 input (one output pixel, a linear layer on
+the flattened map), and G's first transposed convolution, whose input is the
+1x1 latent (each sample's k x k output is its latent times the weight). Both
+are computed as one matmul in any precision, autocast included.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 # Measured on the CI machine (BENCHMARKS.md): the GEMM form wins for a 32 MiB weight on 4x4 inputs
@@ -107,6 +116,48 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
         return out.contiguous(memory_format=self.output_memory_format)
 
 
+class MatmulConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` whose kernel covers its whole input (one output pixel) computed as the linear layer it
+    is; same parameters and outputs up to float rounding; other input sizes take the stock kernel."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if tuple(input.shape[2:]) != self.kernel_size:
+            return super().forward(input)
+        batch = input.shape[0]
+        weight = self.weight.permute(0, 2, 3, 1).reshape(self.out_channels, -1)  # (C_out, k*k*C_in)
+        out = F.linear(input.permute(0, 2, 3, 1).reshape(batch, -1), weight, self.bias)
+        return out.view(batch, self.out_channels, 1, 1)
+
+
+class MatmulConvTranspose2d(nn.ConvTranspose2d):
+    """An ``nn.ConvTranspose2d`` on 1x1 maps (a latent) computed as one matmul: each sample's k x k x C_out
+    output is its input row times the weight; same parameters and outputs up to float rounding."""
+
+    output_memory_format = torch.channels_last  # the layout the layers after it expect
+
+    def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
+        if tuple(input.shape[2:]) != (1, 1) or output_size is not None:
+            return super().forward(input, output_size)
+        batch = input.shape[0]
+        height, width = self.kernel_size
+        weight = self.weight.permute(0, 2, 3, 1).reshape(self.in_channels, -1)  # (C_in, k*k*C_out)
+        out = (input.reshape(batch, -1) @ weight).view(batch, height, width, self.out_channels)
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype)  # under autocast the stock kernel's output is bf16 too
+        return out.permute(0, 3, 1, 2).contiguous(memory_format=self.output_memory_format)
+
+
+def is_matmul_in_disguise(layer: nn.Module) -> bool:
+    """Whether a layer is one :class:`MatmulConv2d` or :class:`MatmulConvTranspose2d` computes: no padding,
+    groups or dilation, and (for a convolution) the whole input in its kernel, which only its input tells;
+    the layer checks that at each call."""
+    plain = getattr(layer, "groups", None) == 1 and getattr(layer, "dilation", None) == (1, 1) \
+        and getattr(layer, "padding", None) == (0, 0)
+    if type(layer) is nn.Conv2d:
+        return plain and layer.padding_mode == "zeros"
+    return type(layer) is nn.ConvTranspose2d and plain and layer.output_padding == (0, 0)
+
+
 def gemm_pays_off(layer: nn.Module) -> bool:
     """Whether a transposed convolution is one the GEMM form runs faster (large weight, plain options)."""
     return (type(layer) is nn.ConvTranspose2d and layer.groups == 1 and layer.dilation == (1, 1)
@@ -124,7 +175,12 @@ def use_gemm_form(layer: nn.ConvTranspose2d, activations: torch.memory_format) -
 
 def tune_for_cpu(network: nn.Module, activations: torch.memory_format) -> None:
     """Switch, in place, ``network``'s large transposed convolutions (those :func:`gemm_pays_off` picks) to the
-    GEMM form."""
+    GEMM form, and its matrix products in disguise (:func:`is_matmul_in_disguise`) to a matmul. Only the layers'
+    classes change: identity, parameters, buffers and hooks stay."""
     for layer in network.modules():
         if gemm_pays_off(layer):
             use_gemm_form(layer, activations)
+        elif is_matmul_in_disguise(layer):
+            layer.__class__ = MatmulConv2d if isinstance(layer, nn.Conv2d) else MatmulConvTranspose2d
+            if isinstance(layer, MatmulConvTranspose2d):
+                layer.output_memory_format = activations
