@@ -31,6 +31,7 @@ from ganforge.config.schema import (
     flatten_keys,
 )
 from ganforge.errors import GanforgeError
+from ganforge.train.signals import interrupts_between_imports
 
 app = typer.Typer(
     help="Train Generative Adversarial Networks (MLP GAN, DCGAN, 2-D toys) and sample from them.",
@@ -344,7 +345,8 @@ def main() -> None:
     is_main = distributed is None or distributed.is_main()
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING if is_main else logging.ERROR)
     try:
-        app()
+        with interrupts_between_imports():
+            app()
     except GanforgeError as error:
         distributed = _distributed()
         if distributed is not None:
@@ -360,9 +362,28 @@ def main() -> None:
             "free disk space; a run continues from its last checkpoint with --resume RUN",
             highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
+    except KeyboardInterrupt as interrupt:
+        _say_interrupted(interrupt, is_main)
         sys.exit(130)
+    except SystemExit as exit:  # typer ends a command that a KeyboardInterrupt stopped with exit status 130
+        interrupt = _interruption(exit)
+        if interrupt is not None:
+            _say_interrupted(interrupt, is_main)
+        raise
+
+
+def _interruption(error: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt that caused ``error`` (typer's exit 130 after a Ctrl-C), if one did."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, KeyboardInterrupt):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
+def _say_interrupted(interrupt: KeyboardInterrupt, is_main: bool) -> None:
+    """One line, never a traceback: what the interrupted command says it left, or just that it stopped."""
+    if is_main:
+        Console(stderr=True).print(str(interrupt) or "interrupted", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":
