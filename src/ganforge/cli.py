@@ -31,6 +31,7 @@ from ganforge.config.schema import (
 )
 from ganforge.config.validate import parse_threads
 from ganforge.errors import GanforgeError, filesystem_error
+from ganforge.train.signals import interrupts_between_imports
 
 app = typer.Typer(
     help="Train Generative Adversarial Networks (MLP GAN, DCGAN, 2-D toys) and sample from them.",
@@ -378,7 +379,8 @@ def main() -> None:
     if is_main:  # ganforge's information lines too (e.g. how many images a folder gave); train --quiet hides them
         logging.getLogger("ganforge").setLevel(logging.INFO)
     try:
-        app()
+        with interrupts_between_imports():
+            app()
     except GanforgeError as error:
         distributed = _distributed()
         if distributed is not None:
@@ -389,9 +391,28 @@ def main() -> None:
     except OSError as error:  # a file-system problem the command did not name itself: still one line
         Console(stderr=True).print(f"[bold red]error:[/] {filesystem_error(error)}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
+    except KeyboardInterrupt as interrupt:
+        _say_interrupted(interrupt, is_main)
         sys.exit(130)
+    except SystemExit as exit:  # typer ends a command that a KeyboardInterrupt stopped with exit status 130
+        interrupt = _interruption(exit)
+        if interrupt is not None:
+            _say_interrupted(interrupt, is_main)
+        raise
+
+
+def _interruption(error: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt that caused ``error`` (typer's exit 130 after a Ctrl-C), if one did."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, KeyboardInterrupt):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
+def _say_interrupted(interrupt: KeyboardInterrupt, is_main: bool) -> None:
+    """One line, never a traceback: what the interrupted command says it left, or just that it stopped."""
+    if is_main:
+        Console(stderr=True).print(str(interrupt) or "interrupted", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ runs, worker processes, and the report page of an experiment folder."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from ganforge.experiment.plan import plan_runs
 from ganforge.experiment.scheduler import run_experiment
 from ganforge.experiment.spec import load_spec, parse_spec
 from ganforge.experiment.summary import spread
+from ganforge.runs.lock import LOCK_FILE
 
 # TINY_TOY on grid25, a little wider and longer so that the runs cover a few modes and their numbers differ.
 BASE = {**TINY_TOY, "data": "grid25", "width": 32, "batch_size": 64, "steps": 60, "checkpoint_every": 20,
@@ -261,12 +263,17 @@ def test_a_run_another_live_process_is_training_is_refused(tmp_path):
     spec = {**BASE, "seeds": 1, "metrics": METRICS}
     run_dir = tmp_path / "out" / "runs" / "base" / "seed-0"
     run_dir.mkdir(parents=True)
-    (run_dir / ".running").write_text(str(os.getppid()))  # a process that is alive
-    with pytest.raises(GanforgeError, match=r"is being trained by process \d+ .*wait for it"):
-        run_experiment(spec, tmp_path / "out", jobs=1, threads=1, show_progress=False)
-    (run_dir / ".running").write_text("999999999")  # left by a process that no longer runs
+    lock = run_dir / LOCK_FILE
+    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT)  # held as a live process holds it
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    os.write(descriptor, json.dumps({"pid": os.getppid(), "host": "vm"}).encode())
+    try:
+        with pytest.raises(GanforgeError, match=rf"is being trained by process {os.getppid()} on vm: wait for it"):
+            run_experiment(spec, tmp_path / "out", jobs=1, threads=1, show_progress=False)
+    finally:
+        os.close(descriptor)  # as if that process ended, killed: its file stays, its flock goes
     assert run_experiment(spec, tmp_path / "out", jobs=1, threads=1, show_progress=False).completed == 1
-    assert not (run_dir / ".running").exists()
+    assert not lock.exists()
 
 
 # --------------------------------------------------------------------------- the report and the command

@@ -18,7 +18,6 @@ RUNS_FOLDER = "runs"
 RUN_PLAN_FILE = "run.json"  # in each run folder: its variant, seed, config and metrics, written before it starts
 RUN_RESULT_FILE = "result.json"  # in each run folder, written last: the run is done
 RUN_LOG_FILE = "log.txt"  # in each run folder: what training printed
-RUN_LOCK_FILE = ".running"  # in each run folder while a process trains it: that process's id
 DONE_STATUSES = ("finished", "diverged")  # a diverged run is an outcome of the experiment, not redone
 
 

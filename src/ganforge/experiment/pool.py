@@ -47,7 +47,7 @@ def run_in_workers(pending: list[PlannedRun], jobs: int, share: int, threads: in
         signals.append(signum)
         for process in list(running):
             with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signum)  # a second Ctrl-C stops them at once, as in 'ganforge train'
+                process.send_signal(signum)  # a third Ctrl-C aborts their checkpoints, as in 'ganforge train'
 
     previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -1,6 +1,6 @@
 """One planned run of an experiment: trained (or resumed) to its last step, evaluated, its result written last.
 
-A run folder is held by one process at a time (``RUN/.running``), and what training prints goes to the
+A run folder is held by one process at a time (:mod:`ganforge.runs.lock`), and what training prints goes to the
 run's ``log.txt``. Both the experiment's own process and its worker processes (:mod:`ganforge.experiment.pool`)
 train runs through :func:`run_one`.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,15 +19,16 @@ import torch
 from ganforge.config.resolve import total_steps
 from ganforge.config.schema import RunConfig
 from ganforge.data import load_data
-from ganforge.errors import GanforgeError, TrainingDivergedError
+from ganforge.errors import TrainingDivergedError
 from ganforge.evaluation.evaluator import evaluate
 from ganforge.evaluation.hook import PeriodicEvaluation
 from ganforge.evaluation.results import write_results
-from ganforge.experiment.folder import RUN_LOCK_FILE, RUN_LOG_FILE, RUN_PLAN_FILE, RUN_RESULT_FILE
+from ganforge.experiment.folder import RUN_LOG_FILE, RUN_PLAN_FILE, RUN_RESULT_FILE
 from ganforge.experiment.plan import PlannedRun, coverage_target
 from ganforge.experiment.summary import format_value
 from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
-from ganforge.runs.files import other_process_alive, write_text_atomically
+from ganforge.runs.files import write_text_atomically
+from ganforge.runs.lock import hold_run_folder
 from ganforge.runs.metrics_log import is_number, read_metrics, training_history
 from ganforge.sampling.generator import TrainedGenerator
 from ganforge.train import run as training
@@ -42,7 +42,7 @@ def run_one(run_dir: Path | str, threads: int | None = None) -> dict[str, Any]:
     plan = json.loads((run_dir / RUN_PLAN_FILE).read_text())
     config = RunConfig.from_dict(plan["config"])
     row: dict[str, Any] = {"variant": plan["variant"], "values": plan["values"], "seed": plan["seed"]}
-    with _claim(run_dir), _output_to(run_dir / RUN_LOG_FILE):
+    with hold_run_folder(run_dir), _output_to(run_dir / RUN_LOG_FILE):
         try:
             stopped = _train_to_end(run_dir, config, threads)
         except TrainingDivergedError as error:  # an outcome of the experiment: recorded, not retried
@@ -107,36 +107,6 @@ def _train_seconds(run_dir: Path) -> float:
             total += row["seconds_per_step"] * (row["step"] - previous)
         previous = row["step"]
     return total
-
-
-@contextlib.contextmanager
-def _claim(run_dir: Path) -> Iterator[None]:
-    """Hold ``RUN/.running`` (this process's id) while training, so two experiments never train one run at once."""
-    path = run_dir / RUN_LOCK_FILE
-    while True:
-        try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            owner = _lock_owner(path)
-            if owner is not None and other_process_alive(owner):
-                raise GanforgeError(f"{run_dir} is being trained by process {owner} (another 'ganforge experiment' "
-                                    "on the same --out?): wait for it to finish or stop it") from None
-            path.unlink(missing_ok=True)  # left by a process that no longer runs (or by this one)
-            continue
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(str(os.getpid()))
-        break
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _lock_owner(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 @contextlib.contextmanager

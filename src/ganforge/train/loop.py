@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ganforge.config.schema import RunConfig, TrainConfig
 from ganforge.errors import TrainingDivergedError
-from ganforge.runs.checkpoint import checkpoint_path
+from ganforge.runs.checkpoint import checkpoint_path, list_checkpoints
 from ganforge.runs.metrics_log import SAMPLES_FOLDER
 from ganforge.train import distributed
 from ganforge.train.diagnostics import detect_failure_signs, diversity
@@ -80,9 +80,15 @@ def due_at(train: TrainConfig, step: int, final: bool) -> Due:
 
 
 def fit(trainer: Trainer, run_dir: Path, steps: int, *, hooks: Sequence[HookFactory] = (),
-        show_progress: bool = True, threads: ThreadBudget | None = None) -> TrainResult:
+        show_progress: bool = True, threads: ThreadBudget | None = None,
+        on_first_step: Callable[[], None] | None = None) -> TrainResult:
     """Train until ``steps`` (or a stop signal), writing the run folder as the schedule says; an auto ``threads``
-    budget follows the other processes' load as the steps go."""
+    budget follows the other processes' load as the steps go.
+
+    ``on_first_step`` is called once the first step is done: from then on a failure is one of training, not
+    of its start. After a stop signal a second Ctrl-C does not abort the checkpoint; a third raises
+    KeyboardInterrupt saying which checkpoint is the last good one.
+    """
     train = trainer.config.train
     main = distributed.is_main()  # under torchrun only rank 0 measures and writes; the others train alongside
     active = [hook for hook in (make(trainer, run_dir) for make in hooks) if hook is not None] if main else []
@@ -95,34 +101,42 @@ def fit(trainer: Trainer, run_dir: Path, steps: int, *, hooks: Sequence[HookFact
         guard = DivergenceGuard(trainer, run_dir)
         watch = FailureWatch(trainer.config, log)
         stopping = False
-        while trainer.step < steps and not stopping:
-            train_step(trainer)
-            if threads is not None:
-                threads.recheck()
-            step = trainer.step
-            log.advance(step)
-            # Read once (and alike on every process), so the step that sees it is handled as the last.
-            stopping = distributed.any_rank(stop.requested is not None)
-            due = due_at(train, step, final=step == steps or stopping)
-            preview: Tensor | None = None  # G(fixed noise) at this step, made at most once
-            try:
-                if due.log:
-                    preview, row = _record(trainer, run_dir, log, step, active if due.hooks else [])
-                    watch.add(row, final=step == steps or stopping)
-                if due.check_finite:
-                    guard.check(step)
-            except TrainingDivergedError as error:
-                log.event(step, "rollback", **guard.roll_back(error))
-                continue
-            if main and due.samples:
-                last_samples = trainer.save_preview(run_dir / SAMPLES_FOLDER / f"step_{step:07d}.png", preview)
-                log.images(step, Image.open(last_samples))
-            best = due.hooks and any(hook.wants_checkpoint() for hook in active)
-            if main and (due.checkpoint or best):
-                last_checkpoint = trainer.save(run_dir)
-            if best:
-                for hook in active:
-                    hook.checkpointed(last_checkpoint)
+        try:
+            while trainer.step < steps and not stopping:
+                train_step(trainer)
+                if threads is not None:
+                    threads.recheck()
+                if on_first_step is not None:
+                    on_first_step()
+                    on_first_step = None
+                step = trainer.step
+                log.advance(step)
+                # Read once (and alike on every process), so the step that sees it is handled as the last.
+                stopping = distributed.any_rank(stop.requested is not None)
+                due = due_at(train, step, final=step == steps or stopping)
+                preview: Tensor | None = None  # G(fixed noise) at this step, made at most once
+                try:
+                    if due.log:
+                        preview, row = _record(trainer, run_dir, log, step, active if due.hooks else [])
+                        watch.add(row, final=step == steps or stopping)
+                    if due.check_finite:
+                        guard.check(step)
+                except TrainingDivergedError as error:
+                    log.event(step, "rollback", **guard.roll_back(error))
+                    continue
+                if main and due.samples:
+                    last_samples = trainer.save_preview(run_dir / SAMPLES_FOLDER / f"step_{step:07d}.png", preview)
+                    log.images(step, Image.open(last_samples))
+                best = due.hooks and any(hook.wants_checkpoint() for hook in active)
+                if main and (due.checkpoint or best):
+                    last_checkpoint = trainer.save(run_dir)
+                if best:
+                    for hook in active:
+                        hook.checkpointed(last_checkpoint)
+        except KeyboardInterrupt:
+            if stop.requested is None:  # not the third Ctrl-C of a stop (not the main thread, or a Python caller's)
+                raise
+            raise KeyboardInterrupt(_aborted(run_dir, trainer.step, steps)) from None
         log.message(f"samples: {last_samples}")
         log.message(f"checkpoint: {last_checkpoint}")
         stopped_by = (stop.requested or "a signal to another process") if trainer.step < steps else None
@@ -134,6 +148,17 @@ def fit(trainer: Trainer, run_dir: Path, steps: int, *, hooks: Sequence[HookFact
         last_samples = run_dir / SAMPLES_FOLDER / f"step_{trainer.step:07d}.png"
     assert last_checkpoint is not None and last_samples is not None
     return TrainResult(run_dir, trainer.step, last_checkpoint, last_samples, row, stopped_by=stopped_by)
+
+
+def _aborted(run_dir: Path, step: int, steps: int) -> str:
+    """What a Ctrl-C that aborted the checkpoint of a stop leaves: the last good checkpoint, if any."""
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        return f"aborted at step {step}: no checkpoint was written, so this run cannot be resumed"
+    newest = checkpoints[-1]
+    unsaved = "" if newest == checkpoint_path(run_dir, step) else " without saving a checkpoint"
+    return (f"aborted at step {step}{unsaved}; the last good checkpoint is {newest}: continue with "
+            f"ganforge train --resume {run_dir} --steps {steps}")
 
 
 def _record(trainer: Trainer, run_dir: Path, log: RunLog, step: int,

@@ -21,6 +21,8 @@ from ganforge.errors import GanforgeError
 from ganforge.runs.metrics_log import METRICS_FILE, append_row
 from ganforge.train import distributed
 
+TENSORBOARD_FOLDER = "tensorboard"  # RUN/tensorboard: the TensorBoard logs (--tensorboard)
+
 # d_real = mean D(x), d_fake = mean D(G(z)) in the D step (probabilities for the seed losses, raw scores for
 # lsgan/hinge/wgan-gp/rpgan); *_grad_norm = L2 norm of all of a network's gradients; gradient_penalty: wgan-gp's
 # term; r1_penalty, r2_penalty: the zero-centred penalties on real and generated samples (--r1, --r2), when applied
@@ -193,4 +195,4 @@ def _tensorboard_writer(run_dir: Path, wanted: bool | None) -> Any:
         raise GanforgeError("--tensorboard needs the tensorboard package: pip install 'ganforge[tensorboard]'")
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+    return SummaryWriter(log_dir=str(run_dir / TENSORBOARD_FOLDER))

@@ -6,9 +6,11 @@ API hands in the periodic evaluation this way, so training never imports the eva
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,11 @@ from ganforge.data import RealData, TensorData, builtin_kind, load_data, with_ab
 from ganforge.errors import ConfigError, DataError, GanforgeError
 from ganforge.runs.checkpoint import Checkpoint, list_checkpoints, read_checkpoint
 from ganforge.runs.files import write_text_atomically
-from ganforge.runs.metrics_log import CONFIG_FILE, METRICS_FILE, append_row, forget_rows_after
+from ganforge.runs.lock import hold_run_folder
+from ganforge.runs.metrics_log import CONFIG_FILE, METRICS_FILE, SAMPLES_FOLDER, append_row, forget_rows_after
 from ganforge.train import distributed
 from ganforge.train.loop import HookFactory, TrainResult, fit
+from ganforge.train.monitor import TENSORBOARD_FOLDER
 from ganforge.train.placement import cpu_has_native_bf16, resolve_device
 from ganforge.train.threads import ThreadBudget
 from ganforge.train.trainer import Trainer
@@ -39,16 +43,13 @@ def train(config: RunConfig, out: Path | str, *, show_progress: bool = True,
     A folder that already holds checkpoints is refused, never overwritten.
     """
     run_dir = Path(out)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir} is a file, not a folder: name a folder for the run (it is created)")
-    if list_checkpoints(run_dir):
-        raise ConfigError(
-            f"{run_dir} already holds a run with checkpoints: continue it with --resume {run_dir}, "
-            "or choose a new --out folder"
-        )
-    if distributed.is_main():
-        (run_dir / METRICS_FILE).unlink(missing_ok=True)
-    return _start(config, run_dir, resume_from=None, show_progress=show_progress, hooks=hooks, threads=threads)
+    with _held(run_dir, unchanged="nothing was written"):
+        if list_checkpoints(run_dir):
+            raise ConfigError(
+                f"{run_dir} already holds a run with checkpoints: continue it with --resume {run_dir}, "
+                "or choose a new --out folder"
+            )
+        return _start(config, run_dir, resume_from=None, show_progress=show_progress, hooks=hooks, threads=threads)
 
 
 def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show_progress: bool = True,
@@ -87,8 +88,9 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
         config.train.epochs = None
     if config.train.preset is None:  # saved before presets existed: its unset keys keep the lectures' values
         config.train.preset = "lecture"
-    return _start(config, run_dir, resume_from=checkpoint, show_progress=show_progress, hooks=hooks,
-                  allow_data_change=allow_data_change, threads=threads)
+    with _held(run_dir, unchanged=f"{run_dir} is as it was"):
+        return _start(config, run_dir, resume_from=checkpoint, show_progress=show_progress, hooks=hooks,
+                      allow_data_change=allow_data_change, threads=threads)
 
 
 # Training keys a resume cannot change, and why: the checkpoint's state already holds what they decided.
@@ -104,6 +106,19 @@ def resume_changes(saved: RunConfig, config: RunConfig) -> dict[str, list[Any]]:
     before, after = dataclasses.asdict(saved.train), dataclasses.asdict(config.train)
     return {key: [before[key], after[key]] for key in after
             if key not in ("steps", "epochs") and before.get(key) != after[key]}
+
+
+@contextlib.contextmanager
+def _held(run_dir: Path, unchanged: str) -> Iterator[None]:
+    """The run folder locked for this run (by rank 0 under torchrun); a Ctrl-C before training started says
+    what it left (``unchanged``) in one line."""
+    try:
+        with hold_run_folder(run_dir) if distributed.is_main() else contextlib.nullcontext():
+            yield
+    except KeyboardInterrupt as interrupt:
+        if str(interrupt):  # the training loop's own account of an abort
+            raise
+        raise KeyboardInterrupt(f"interrupted before training started; {unchanged}") from None
 
 
 def _start(config: RunConfig, run_dir: Path, *, resume_from: Checkpoint | None, show_progress: bool,
@@ -142,8 +157,13 @@ def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_
             raise ConfigError(f"{run_dir} is already at step {trainer.step}: pass --steps larger than {trainer.step}")
     distributed.require_same({"the steps to train": steps, "the step to start from": trainer.step,
                               "the real samples": len(data) if isinstance(data, TensorData) else 0})
-    if distributed.is_main():  # the run folder is rank 0's to write
-        if resume_from is not None:
+    if not distributed.is_main():  # the run folder is rank 0's to write
+        with threads:
+            return fit(trainer, run_dir, steps, hooks=hooks, show_progress=show_progress, threads=threads)
+    with _undone_unless_started(run_dir) as started:
+        if resume_from is None:
+            (run_dir / METRICS_FILE).unlink(missing_ok=True)  # of an earlier attempt that saved no checkpoint
+        else:
             forget_rows_after(run_dir / METRICS_FILE, trainer.step)
             changes = resume_changes(resume_from.config, config)
             if changes:  # each as [the run's value, the new one]
@@ -153,10 +173,45 @@ def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_
         if data_change is not None:
             append_row(run_dir / METRICS_FILE, {"step": trainer.step, "event": "data_changed", "change": data_change,
                                                 "data": data.description})
-        run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomically(run_dir / CONFIG_FILE, to_yaml(config))
-    with threads:  # chosen now, given back at the end
-        return fit(trainer, run_dir, steps, hooks=hooks, show_progress=show_progress, threads=threads)
+        with threads:  # chosen now, given back at the end
+            return fit(trainer, run_dir, steps, hooks=hooks, show_progress=show_progress, threads=threads,
+                       on_first_step=started)
+
+
+@contextlib.contextmanager
+def _undone_unless_started(run_dir: Path) -> Iterator[Callable[[], None]]:
+    """Put the start-up files (config.yaml, metrics.jsonl, tensorboard/, samples/) back as they were when the
+    block fails before training's first step is done, which the yielded function marks: a start that failed
+    leaves the folder as it found it, and an earlier run's files are never lost."""
+    files = {name: _read_text(run_dir / name) for name in (CONFIG_FILE, METRICS_FILE)}
+    folders = {name: (run_dir / name).exists() for name in (TENSORBOARD_FOLDER, SAMPLES_FOLDER)}
+    started = False
+
+    def mark_started() -> None:
+        nonlocal started
+        started = True
+
+    try:
+        yield mark_started
+    except BaseException:
+        if not started:
+            for name, content in files.items():
+                if content is None:
+                    (run_dir / name).unlink(missing_ok=True)
+                else:
+                    write_text_atomically(run_dir / name, content)
+            for name, existed in folders.items():
+                if not existed:
+                    shutil.rmtree(run_dir / name, ignore_errors=True)
+        raise
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def _data_change(data: RealData, checkpoint: Checkpoint, run_dir: Path, allowed: bool) -> str | None:
