@@ -139,7 +139,7 @@ def test_train_help_shows_the_defaults_its_flags_document():
     text = flat_help("train")
     for default in ("[default: dcgan]", "[default: digits]", "[default: 2000; toy: 3000;", "toy on ring8: 9000",
                     "toy on grid25: 9000", "[default: 64; toy: 512]", "[default: 2e-4; toy: 1e-3]",
-                    "[default: nonsaturating]", "[default: 1; toy on ring8: 2]"):
+                    "[default: nonsaturating; dcgan on digits: rpgan]", "[default: 1; toy on ring8: 2]"):
         assert default in text, default
 
 
@@ -156,7 +156,8 @@ def test_train_help_shows_each_flags_default_as_the_config_computes_it():
         assert f"[default: {' '.join(default_text(key).split())}]" in text, key
     for key in ("out", "resume", "allow_data_change", "config", "quiet"):
         assert "default:" not in params[key].help, key
-    assert params["threads"].help.endswith("[default: auto]")  # a setting of this process, not of the run
+    assert params["threads"].default == "auto"  # a setting of this process, not of the run
+    assert "while training. [default: auto]" in text and "[default: auto] [default: auto]" not in text
 
 
 @pytest.mark.slow

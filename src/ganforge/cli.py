@@ -48,7 +48,7 @@ ALGORITHM = "Algorithm"
 RUN = "Run"
 SPEED = "Speed"
 THREADS_HELP = ("Torch threads: a number, or auto: the cores no other process is busy on, re-checked every few "
-                "seconds while training. \\[default: auto]")
+                "seconds while training.")
 EVALUATION = "Evaluation"
 
 
@@ -324,7 +324,7 @@ def experiment(
     spec: Annotated[Path, typer.Argument(help="YAML spec: config keys (flat or in sections), 'vary:' (config key -> list of values), 'seeds:' (a count or a list), optional 'metrics:'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Experiment folder: runs/<variant>/seed-<s>/, results.jsonl, summary.json, table.md.")],
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Runs trained at once, each in its own process; 1 trains them one after another in this process. \\[default: one per CPU core, at most the runs left; one at a time on a GPU]")] = None,
-    threads: Annotated[str, typer.Option(help="Torch threads per run: a number, or auto: its share of the cores (CPU cores / jobs, at most $OMP_NUM_THREADS), fewer while other processes keep cores busy. \\[default: auto]")] = "auto",
+    threads: Annotated[str, typer.Option(help="Torch threads per run: a number, or auto: its share of the cores (CPU cores / jobs, at most $OMP_NUM_THREADS), fewer while other processes keep cores busy.")] = "auto",
 ) -> None:
     """Train every combination of the spec's varied config keys with each seed, evaluate every run, and write a
     table of the mean and spread over seeds (ganforge report OUT draws it). Run it again to continue after an

@@ -70,7 +70,8 @@ class TrainConfig:
     g_steps: int = 1  # generator updates per step
     order: str = "d-first"  # d-first | g-first
     reuse_fake: bool = False  # pytorch/examples' variant: G's update reuses D's last fake batch (one G forward a step)
-    loss: str = "nonsaturating"  # nonsaturating | minimax (the seed losses, D's BCE) | lsgan | hinge | wgan-gp
+    loss: str | None = None  # nonsaturating | minimax (the seed losses, D's BCE) | lsgan | hinge | wgan-gp | rpgan;
+    # None = nonsaturating, or the data's tuned preset
     d_loss_reduction: str = "average"  # average | sum of the real and fake terms of the BCE and LSGAN D losses
     lr_d: float | None = None  # Adam learning rate of D; None = the model's preset
     lr_g: float | None = None  # Adam learning rate of G; None = the model's preset

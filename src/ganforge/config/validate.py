@@ -44,7 +44,8 @@ def validate(config: RunConfig) -> None:
         if path is not None and "\0" in path:
             raise ConfigError(f"{key} {shown(path)} contains a NUL character, which no path can hold: fix the path")
     _choice("model", model.model, MODELS)
-    _choice("loss", train.loss, LOSSES)
+    if train.loss is not None:
+        _choice("loss", train.loss, LOSSES)
     _choice("order", train.order, ORDERS)
     if train.reuse_fake and train.order != "d-first":
         raise ConfigError("--reuse-fake hands D's last fake batch to the G update that follows it, so it needs "
