@@ -67,7 +67,7 @@ CASES = {
     "dcgan28": Case("dcgan 28x28x1", "dcgan", 28, 1, 128),
     "dcgan64": Case("dcgan 64x64x3", "dcgan", 64, 3, 64),
 }
-PROCESS_STEPS = {"mlp28": (330, 30), "dcgan28": (330, 30), "dcgan64": (14, 2)}  # (long, short) runs per case
+PROCESS_STEPS = {"mlp28": (330, 30), "dcgan28": (180, 20), "dcgan64": (14, 2)}  # (long, short) runs per case
 GANFORGE = Path(sys.executable).with_name("ganforge")
 HERE = Path(__file__).resolve().parent
 

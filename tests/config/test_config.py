@@ -187,9 +187,12 @@ def test_the_tuned_presets_follow_each_default_they_change():
         untuned, *tuned = default_text(key).split("; ")
         return untuned, set(tuned)
 
-    assert parts("steps") == ("2000", {"toy: 3000", "toy on ring8: 9000", "toy on grid25: 9000"})
+    assert parts("steps") == ("2000", {"toy: 3000", "toy on ring8: 9000", "toy on grid25: 9000",
+                                       "dcgan on stacked-digits: 6000"})
     assert parts("pack") == ("1", {"toy on ring8: 2"})
-    assert parts("ema") == ("off", {"toy on ring8: 0.999", "toy on grid25: 0.999"})
+    assert parts("ema") == ("off", {"toy on ring8: 0.999", "toy on grid25: 0.999", "dcgan on stacked-digits: 0.999"})
+    assert parts("loss") == ("nonsaturating", {"dcgan on digits: rpgan", "dcgan on stacked-digits: rpgan"})
+    assert parts("r1") == ("0", {"dcgan on digits: 0.1", "dcgan on stacked-digits: 0.1"})
 
 
 def test_the_shown_texts_of_the_usual_defaults(untuned):

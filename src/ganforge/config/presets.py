@@ -62,4 +62,8 @@ DATA_PRESETS: dict[tuple[str, str], dict[str, int | float | str]] = {
     # zero-centred penalties on real (R1) and generated (R2) samples, lazily every 4 steps as StyleGAN2 does.
     # Classifier FID 0.63-0.69 against the real floor 0.53 (the lectures' loss: 1.26-1.34) in about 120 s.
     ("dcgan", "digits"): {"loss": "rpgan", "r1": 0.1, "r2": 0.1, "penalty_every": 4},
+    # stacked digits (1,000 modes): the same recipe, trained 3x longer with G's weight average (EMA): seed 0 covered
+    # all 1,000 modes with reverse KL 0.09 in 7.7 min (the lectures' loss at 2,000 steps: 977, 0.49).
+    ("dcgan", "stacked-digits"): {"loss": "rpgan", "r1": 0.1, "r2": 0.1, "penalty_every": 4, "steps": 6_000,
+                                  "ema": 0.999},
 }
