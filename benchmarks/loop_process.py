@@ -28,7 +28,7 @@ def main() -> None:
     loop_name, case_name, precision, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     case = CASES[case_name]
     config = apply_overrides(RunConfig(), {"model": case.model, "data": "digits", "image_size": case.image_size,
-                                           "channels": case.channels})
+                                           "channels": case.channels, "preset": "lecture"})
     data = load_data(config.data, case.image_size, case.channels, 0, torch.device("cpu"))
     config = resolve_config(config, data)
     generator, discriminator = build_models(config.model, seed=0)

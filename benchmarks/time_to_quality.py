@@ -64,7 +64,7 @@ def race(step: Callable[[], None], check: Callable[[int], tuple[bool, dict[str, 
 
 def run_config(kind: str, seed: int) -> RunConfig:
     keys = ({"model": "toy", "data": "ring8", "preset": "lecture"} if kind == "toy"  # the loop it was measured with
-            else {"model": "dcgan", "data": "digits", "image_size": 28, "batch_size": 64})
+            else {"model": "dcgan", "data": "digits", "image_size": 28, "batch_size": 64, "preset": "lecture"})
     return apply_overrides(RunConfig(), {**keys, "seed": seed, "device": "cpu", "tensorboard": False})
 
 
