@@ -126,27 +126,27 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
     baseline = TextbookLoop(generator, discriminator, data.samples, case.batch_size, generator.z_dim, precision)
     generator, discriminator = build_models(config.model, seed=0)
     examples = ExamplesLoop(generator, discriminator, data.samples, case.batch_size, generator.z_dim, precision)
+    reusing = Trainer(replace(config, train=replace(config.train, reuse_fake=True)), data, torch.device("cpu"))
 
-    def ganforge_window_step() -> None:
-        train_step(trainer)
-
-    def ganforge_window(iterations: int) -> float:
-        elapsed = time_window(ganforge_window_step, iterations)
+    def ganforge_window(runner: Trainer, iterations: int) -> float:
+        elapsed = time_window(lambda: train_step(runner), iterations)
         start = time.perf_counter()
-        trainer.meter.read()  # the loop's periodic host sync, once per window
-        trainer.meter.reset()
+        runner.meter.read()  # the loop's periodic host sync, once per window
+        runner.meter.reset()
         return elapsed + time.perf_counter() - start
 
     for _ in range(warmup):
         baseline.step()
         examples.step()
         train_step(trainer)
+        train_step(reusing)
     flops = flops_per_iteration(trainer)
-    baseline_rates, examples_rates, ganforge_rates = [], [], []
+    baseline_rates, examples_rates, ganforge_rates, reusing_rates = [], [], [], []
     for _ in range(windows):
         baseline_rates.append(window_steps * case.batch_size / time_window(baseline.step, window_steps))
         examples_rates.append(window_steps * case.batch_size / time_window(examples.step, window_steps))
-        ganforge_rates.append(window_steps * case.batch_size / ganforge_window(window_steps))
+        ganforge_rates.append(window_steps * case.batch_size / ganforge_window(trainer, window_steps))
+        reusing_rates.append(window_steps * case.batch_size / ganforge_window(reusing, window_steps))
     baseline_rate, ganforge_rate = statistics.median(baseline_rates), statistics.median(ganforge_rates)
     paired = [ours / theirs for theirs, ours in zip(baseline_rates, ganforge_rates)]
     paired_examples = [ours / theirs for theirs, ours in zip(examples_rates, ganforge_rates)]
@@ -160,6 +160,8 @@ def measure(case: Case, precision: str, windows: int, window_steps: int, warmup:
         "examples_images_per_second": statistics.median(examples_rates),
         "speedup_vs_examples": statistics.median(paired_examples),
         "speedup_vs_examples_range": (min(paired_examples), max(paired_examples)),
+        "reuse_fake_images_per_second": statistics.median(reusing_rates),
+        "reuse_fake_vs_examples": statistics.median(ours / theirs for theirs, ours in zip(examples_rates, reusing_rates)),
         "baseline_gflops": flops / 1e9 * baseline_rate / case.batch_size,
         "ganforge_gflops": flops / 1e9 * ganforge_rate / case.batch_size,
     }
@@ -196,8 +198,8 @@ def main() -> None:
     print("# each fraction of peak uses the best matmul peak measured so far (at start and after each case)")
     print("| model | batch | precision | ganforge start-up | GFLOP/iter | textbook img/s | pytorch/examples img/s "
           "| ganforge img/s | ganforge / textbook | paired range | ganforge / pytorch/examples | paired range "
-          "| textbook % of fp32 peak | ganforge % of peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| ganforge --reuse-fake / pytorch/examples | textbook % of fp32 peak | ganforge % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for name in args.cases:
         case = CASES[name]
@@ -219,6 +221,7 @@ def main() -> None:
                   f"| {row['speedup']:.2f}x | {row['speedup_range'][0]:.2f}-{row['speedup_range'][1]:.2f} "
                   f"| {row['speedup_vs_examples']:.2f}x "
                   f"| {row['speedup_vs_examples_range'][0]:.2f}-{row['speedup_vs_examples_range'][1]:.2f} "
+                  f"| {row['reuse_fake_vs_examples']:.2f}x "
                   f"| {100 * row['baseline_peak_fraction']:.0f}% "
                   f"| {100 * row['ganforge_peak_fraction']:.0f}% ({precision}) |", flush=True)
     print(f"# final fp32 matmul peak: {peaks['fp32'] / 1e9:.0f} GFLOP/s")
