@@ -108,7 +108,7 @@ def test_a_damaged_cache_is_retrained_and_rewritten(damage, classifier_cache, di
     damage(*classifier_paths(cache))
     calls = []
 
-    def train(recipe: TrainingRecipe) -> DigitClassifier:  # stands in for the 5-second training
+    def train(recipe: TrainingRecipe, on_epoch=None) -> DigitClassifier:  # stands in for the 5-second training
         calls.append(recipe)
         return digit_classifier
 

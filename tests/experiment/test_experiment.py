@@ -204,11 +204,11 @@ def test_a_stop_between_runs_keeps_the_finished_ones_and_the_same_call_continues
     calls = []
     real_run_one = scheduler.run_one
 
-    def stopped_after_three(run_dir: Path) -> dict:
+    def stopped_after_three(run_dir: Path, threads: int | None = None) -> dict:
         calls.append(run_dir)
         if len(calls) == 4:
             raise KeyboardInterrupt  # Ctrl-C between two runs
-        return real_run_one(run_dir)
+        return real_run_one(run_dir, threads)
 
     monkeypatch.setattr(scheduler, "run_one", stopped_after_three)
     out = tmp_path / "out"
