@@ -34,6 +34,22 @@ def as_gemm(layer: nn.ConvTranspose2d, layout: torch.memory_format) -> GemmConvT
     return twin
 
 
+def assert_same_function(stock: nn.Module, lowered: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``lowered`` gives ``stock``'s outputs and the same gradients of input, weight and bias; returns its output."""
+    x_stock, x_lowered = x.clone().requires_grad_(), x.clone().requires_grad_()
+    expected, got = stock(x_stock), lowered(x_lowered)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    upstream = torch.randn_like(expected)
+    expected.backward(upstream)
+    got.backward(upstream)
+    torch.testing.assert_close(x_lowered.grad, x_stock.grad, rtol=1e-5, atol=1e-6)
+    for name in ("weight", "bias"):
+        if getattr(stock, name) is not None:
+            torch.testing.assert_close(getattr(lowered, name).grad, getattr(stock, name).grad, rtol=1e-5, atol=1e-5)
+    return got
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kernel, stride, padding, side", [(4, 2, 1, 4), (3, 2, 1, 4), (4, 1, 0, 1), (5, 3, 2, 3)])
 def test_gemm_transposed_convolution_matches_the_stock_layer(layout, kernel, stride, padding, side):
@@ -41,16 +57,7 @@ def test_gemm_transposed_convolution_matches_the_stock_layer(layout, kernel, str
     stock = nn.ConvTranspose2d(6, 5, kernel, stride, padding).to(memory_format=layout)
     gemm = as_gemm(stock, layout)
     x = torch.randn(3, 6, side, side).to(memory_format=layout)
-    x_stock, x_gemm = x.clone().requires_grad_(), x.clone().requires_grad_()
-    expected, got = stock(x_stock), gemm(x_gemm)
-    assert got.shape == expected.shape and got.is_contiguous(memory_format=layout)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
-    upstream = torch.randn_like(expected)
-    expected.backward(upstream)
-    got.backward(upstream)
-    torch.testing.assert_close(x_gemm.grad, x_stock.grad, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(gemm.weight.grad, stock.weight.grad, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(gemm.bias.grad, stock.bias.grad, rtol=1e-5, atol=1e-5)
+    assert assert_same_function(stock, gemm, x).is_contiguous(memory_format=layout)
 
 
 def test_gemm_transposed_convolution_passes_gradcheck_in_float64():
@@ -96,15 +103,7 @@ def test_matrix_products_in_disguise_match_the_stock_layer(layout, stock, side):
     assert type(matmul) in (MatmulConv2d, MatmulConvTranspose2d)
     height, width = (side, side) if isinstance(side, int) else side
     x = torch.randn(3, stock.in_channels, height, width).to(memory_format=layout)
-    x_stock, x_matmul = x.clone().requires_grad_(), x.clone().requires_grad_()
-    expected, got = stock(x_stock), matmul(x_matmul)
-    assert got.shape == expected.shape
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
-    upstream = torch.randn_like(expected)
-    expected.backward(upstream)
-    got.backward(upstream)
-    torch.testing.assert_close(x_matmul.grad, x_stock.grad, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(matmul.weight.grad, stock.weight.grad, rtol=1e-5, atol=1e-5)
+    assert_same_function(stock, matmul, x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert matmul(x).dtype == stock(x).dtype == torch.bfloat16
         torch.testing.assert_close(matmul(x).float(), stock(x).float(), rtol=0.05, atol=0.05)

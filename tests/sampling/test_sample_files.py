@@ -16,16 +16,6 @@ from ganforge.sampling.generator import SAMPLE_BATCH
 from ganforge.sampling.write import write_sample_batches
 
 
-@pytest.fixture
-def dcgan_run(tmp_path, tiny_dcgan) -> Path:
-    return ganforge.train(out=tmp_path / "dcgan", steps=2, show_progress=False, **tiny_dcgan).run_dir
-
-
-@pytest.fixture
-def toy_run(tmp_path, tiny_toy) -> Path:
-    return ganforge.train(out=tmp_path / "toy", steps=2, show_progress=False, **tiny_toy).run_dir
-
-
 def sample(*args: object):
     return CliRunner().invoke(app, ["sample", *map(str, args)])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,16 +18,6 @@ from ganforge.sampling.generator import slerp
 
 SIZE = 28  # the tiny dcgan's images: 1 x 28 x 28
 BLUE_POINT, RED_CROSS = (31, 119, 180), (214, 39, 40)
-
-
-@pytest.fixture
-def dcgan_run(tmp_path, tiny_dcgan) -> Path:
-    return ganforge.train(out=tmp_path / "dcgan", steps=2, show_progress=False, **tiny_dcgan).run_dir
-
-
-@pytest.fixture
-def toy_run(tmp_path, tiny_toy) -> Path:
-    return ganforge.train(out=tmp_path / "toy", steps=2, show_progress=False, **tiny_toy).run_dir
 
 
 def cli(*args: object) -> None:
