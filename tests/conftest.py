@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import ganforge
 from ganforge.evaluation.metrics.classifier import DigitClassifier, load_or_train_digit_classifier
 
 torch.set_num_threads(1)  # small ops are faster on one thread, and results do not depend on the core count
@@ -42,3 +43,15 @@ def classifier_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def digit_classifier(classifier_cache: Path) -> DigitClassifier:
     return load_or_train_digit_classifier(classifier_cache)
+
+
+@pytest.fixture
+def dcgan_run(tmp_path: Path, tiny_dcgan: dict) -> Path:
+    """A 2-step tiny DCGAN run on the digits, to sample and evaluate from."""
+    return ganforge.train(out=tmp_path / "dcgan", steps=2, show_progress=False, **tiny_dcgan).run_dir
+
+
+@pytest.fixture
+def toy_run(tmp_path: Path, tiny_toy: dict) -> Path:
+    """A 2-step toy run on ring8 (test modules that need another one define their own)."""
+    return ganforge.train(out=tmp_path / "toy", steps=2, show_progress=False, **tiny_toy).run_dir

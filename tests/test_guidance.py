@@ -32,11 +32,6 @@ def run_main(monkeypatch, capsys, *args: object) -> tuple[int, str]:
     return exited.value.code, capsys.readouterr().err
 
 
-@pytest.fixture
-def toy_run(tmp_path, tiny_toy):
-    return ganforge.train(out=tmp_path / "run", steps=2, show_progress=False, **tiny_toy).run_dir
-
-
 def test_a_file_system_error_in_any_command_is_one_line_naming_the_path(toy_run, tmp_path, monkeypatch, capsys):
     (tmp_path / "file.txt").write_text("x")
     code, stderr = run_main(monkeypatch, capsys, "sample", toy_run, "-n", 4, "--out",
