@@ -109,7 +109,7 @@ class ThreadBudget:
 
     def recheck(self) -> int:
         """Follow the other processes' load: fewer threads when another process got busy, more when it stopped."""
-        if self.auto and self.last is not None and time.monotonic() - self.last.wall >= RECHECK_SECONDS:
+        if self.last is not None and time.monotonic() - self.last.wall >= RECHECK_SECONDS:
             self._look()
         return self.threads
 

@@ -209,8 +209,6 @@ def train_digit_classifier(recipe: TrainingRecipe = TrainingRecipe(),
                                                    steps_per_epoch=steps_per_epoch)
     net.train()
     for epoch in range(recipe.epochs):
-        if on_epoch is not None and epoch:
-            on_epoch(epoch)
         order = train_idx[torch.randperm(len(train_idx), generator=generator)]
         for batch in order.split(recipe.batch_size):
             _, logits = net(random_shifts(x[batch], recipe.max_shift, generator))
@@ -219,6 +217,8 @@ def train_digit_classifier(recipe: TrainingRecipe = TrainingRecipe(),
             loss.backward()
             optimizer.step()
             schedule.step()
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
     accuracy = accuracy_of(net, x[held_idx], labels[held_idx])
     with torch.no_grad():
         hidden = torch.cat([net(chunk)[0] for chunk in x[train_idx].split(INFERENCE_BATCH)])
