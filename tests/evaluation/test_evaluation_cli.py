@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -11,6 +12,7 @@ import ganforge
 from ganforge.cli import app
 from ganforge.config.schema import DataConfig
 from ganforge.data import load_data
+from ganforge.errors import ConfigError
 from ganforge.runs.checkpoint import list_checkpoints, read_checkpoint
 
 runner = CliRunner()
@@ -50,6 +52,21 @@ def test_eval_every_logs_metrics_and_keeps_the_best_checkpoint_beside_the_last_n
         "metric": "reverse_kl", "value": 0.1, "step": 4}
     assert read_checkpoint(run / "checkpoints" / "best").step == 4, "plus the best"
     assert json.loads((run / "eval.json").read_text())["step"] == 8
+
+
+def test_eval_every_picks_its_best_checkpoint_by_a_metric_the_run_measures(tmp_path, tiny_toy):
+    keys = {**tiny_toy, "eval_every": 2, "eval_samples": 200, "eval_metrics": "high_quality,modes_covered"}
+    run = ganforge.train(out=tmp_path / "run", steps=2, show_progress=False, **keys).run_dir
+    best = json.loads((run / "checkpoints" / "best.json").read_text())
+    assert best["metric"] == "high_quality", "reverse_kl is not measured, so the first listed metric decides"
+
+
+def test_a_best_metric_the_run_does_not_measure_is_refused_before_training(tmp_path, tiny_toy):
+    keys = {**tiny_toy, "eval_every": 2, "eval_samples": 200, "eval_metrics": "modes_covered",
+            "best_metric": "reverse_kl"}
+    with pytest.raises(ConfigError, match=r"best_metric 'reverse_kl' is not among this run's metrics \(modes_covered\)"):
+        ganforge.train(out=tmp_path / "run", steps=4, show_progress=False, **keys)
+    assert not (tmp_path / "run").exists(), "refused at the start: no step was trained and nothing was left"
 
 
 def test_compare_lists_what_differs_first(tmp_path, tiny_toy):

@@ -102,7 +102,8 @@ class TrainConfig:
     eval_samples: int | None = None  # generated samples per evaluation; None = the metric's default (see evaluation.py)
     feature_extractor: str = "auto"  # classifier (digits) | inception (weights on disk) | auto (classifier for digits)
     inception_weights: str | None = None  # the FID Inception-v3 weights file; None = found in the caches
-    best_metric: str | None = None  # the metric that picks checkpoints/best; None = fid for images, reverse_kl for points
+    best_metric: str | None = None  # the metric that picks checkpoints/best; None = fid for images, reverse_kl for
+    # points, or the first scored one of eval_metrics when those leave it out
     tensorboard: bool | None = None  # write TensorBoard logs to RUN/tensorboard; None = when tensorboard is installed
     on_nan: str = "stop"  # stop | rollback: a NaN/inf loss or weight stops the run, or returns to the last checkpoint
     max_rollbacks: int = 3  # with on_nan=rollback, how many times before giving up; each halves both learning rates
@@ -122,7 +123,7 @@ UNSET_MEANS: dict[str, str] = {
     "channels_last": "on for dcgan",
     "eval_metrics": "all that apply",
     "eval_samples": "the metric's own, e.g. 2,500 points",
-    "best_metric": "fid for images, reverse_kl for points",
+    "best_metric": "fid for images, reverse_kl for points, else the first of --eval-metrics",
     "inception_weights": "found in $GANFORGE_CACHE/weights or torch hub's checkpoints",
     "tensorboard": "on when tensorboard is installed",
     "pack": "1",

@@ -36,13 +36,22 @@ class PeriodicEvaluation:
         weights = Path(train.inception_weights) if train.inception_weights else None
         self.evaluator = Evaluator(trainer.config, train.eval_metrics, train.eval_samples, train.feature_extractor,
                                    seed=train.seed, inception_weights=weights, device=trainer.device)
-        self.metric = train.best_metric or ("reverse_kl" if learns_points(trainer.config) else "fid")
+        self.metric = train.best_metric or self._default_metric()
         if self.metric not in HIGHER_IS_BETTER:
             raise ConfigError(f"best_metric '{self.metric}' is not a metric: use one of {', '.join(HIGHER_IS_BETTER)}")
+        if self.metric not in self.evaluator.metrics:  # checked now, not after the first --eval-every steps
+            raise ConfigError(f"best_metric '{self.metric}' is not among this run's metrics "
+                              f"({', '.join(self.evaluator.metrics)}): add it to --eval-metrics or choose one of those")
         self.higher_is_better = HIGHER_IS_BETTER[self.metric]
         self.record_path = run_dir / "checkpoints" / "best.json"
         self.best = json.loads(self.record_path.read_text()) if self.record_path.is_file() else None
         self.improved = False
+
+    def _default_metric(self) -> str:
+        """fid for images and reverse_kl for points, or the first scored metric the run measures without it."""
+        preferred = "reverse_kl" if learns_points(self.trainer.config) else "fid"
+        measured = [name for name in self.evaluator.metrics if name in HIGHER_IS_BETTER]
+        return preferred if preferred in self.evaluator.metrics or not measured else measured[0]
 
     def measure(self, step: int) -> dict[str, float]:
         """Evaluate now; returns the metrics for the log row and notes whether the chosen one improved."""
@@ -50,9 +59,6 @@ class PeriodicEvaluation:
         results = self.evaluator(TrainedGenerator(generator, self.trainer.config, step, self.trainer.device))
         generator.train()  # TrainedGenerator switched it to eval mode
         write_results(results, self.run_dir)
-        if self.metric not in results:
-            raise ConfigError(f"best_metric '{self.metric}' is not among this run's metrics: "
-                              f"use one of {', '.join(k for k in results if f'{k}_floor' in results)}")
         value = float(results[self.metric])
         previous = None if self.best is None else self.best["value"]
         self.improved = previous is None or (value > previous if self.higher_is_better else value < previous)
