@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
 import ganforge
 from ganforge.errors import ConfigError
 from ganforge.runs.checkpoint import read_checkpoint
+from ganforge.runs.integrity import state_checksum
 from ganforge.runs.metrics_log import events, read_metrics, training_history
 
 
@@ -65,3 +68,24 @@ def test_keys_fixed_by_the_checkpoint_are_refused_on_resume(toy_run, key, value)
         ganforge.resume(toy_run, steps=6, show_progress=False, **{key: value})
     assert "new --out" in str(error.value) and "\n" not in str(error.value)
     assert (toy_run / "config.yaml").read_text() == before
+
+
+def test_a_run_saved_before_latent_components_resumes_without_them(tmp_path):
+    """ring8's preset turns components on for new runs; a run whose config has no such key trained without them."""
+    keys = {"model": "toy", "data": "ring8", "width": 16, "batch_size": 32, "components": 1, "steps": 2,
+            "checkpoint_every": 2, "tensorboard": False, "sample_every": 0}
+    run = ganforge.train(out=tmp_path / "run", show_progress=False, **keys).run_dir
+    folder = run / "checkpoints" / "step_0000002"
+    state = json.loads((folder / "state.json").read_text())
+    del state["config"]["model"]["components"]
+    state["checksums"]["state.json"] = state_checksum(state)
+    (folder / "state.json").write_text(json.dumps(state, indent=1))
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["model"]["components"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert read_checkpoint(run).config.model.components is None
+
+    ganforge.resume(run, steps=4, show_progress=False)
+    resumed = read_checkpoint(run)
+    assert resumed.step == 4 and resumed.config.model.components == 1
+    assert "component_bias.bias.weight" not in resumed.generator

@@ -47,6 +47,9 @@ class ModelConfig:
     depth: int | None = None  # hidden layers of each toy network; None = preset (3)
     pack: int | None = None  # PacGAN: D judges this many samples at once, concatenated (all real or all fake);
     # None = the preset's (1: off)
+    components: int | None = None  # toy: a discrete latent, z's last coordinate picks one of this many equally likely
+    # components, each with its own bias on G's first layer, so separate modes need no points between them; None = the
+    # preset's (1: off)
 
 
 @dataclass
@@ -127,6 +130,7 @@ UNSET_MEANS: dict[str, str] = {
     "inception_weights": "found in $GANFORGE_CACHE/weights or torch hub's checkpoints",
     "tensorboard": "on when tensorboard is installed",
     "pack": "1",
+    "components": "1",
     "preset": "auto; lecture for a run saved before presets",
 }
 

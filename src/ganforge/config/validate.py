@@ -116,6 +116,26 @@ def _at_least(key: str, value: int, minimum: int) -> None:
 
 
 
+MAX_COMPONENTS = 65_536  # the toy's latent components: a bias row each, far more than any data set's clusters
+
+
+def _check_components(config: RunConfig) -> None:
+    """The toy's discrete latent: a whole number of components, and a coordinate of z left for the points."""
+    model = config.model
+    if model.components is None:
+        return
+    _at_least("components", model.components, 1)
+    if model.components > MAX_COMPONENTS:
+        raise ConfigError(f"components {model.components} is more than {MAX_COMPONENTS:,}; use about as many as the "
+                          "data has separate clusters, e.g. 8 for ring8")
+    if model.components > 1 and model.model != "toy":
+        raise ConfigError(f"--components {model.components} is a latent for the toy's 2-D clusters; "
+                          f"--model {model.model} takes --components 1")
+    if model.components > 1 and model.z_dim is not None and model.z_dim < 2:
+        raise ConfigError(f"--components {model.components} reads z's last coordinate, so z_dim {model.z_dim} leaves "
+                          "none for the points: use --z-dim 3 (two for the points, one for the component)")
+
+
 def _check_quality_options(config: RunConfig) -> None:
     """Packing, the zero-centred penalties, the learning-rate schedule, the preset and the toy's depth."""
     model, train = config.model, config.train
@@ -125,6 +145,7 @@ def _check_quality_options(config: RunConfig) -> None:
         _choice("preset", train.preset, PRESETS)
     if model.pack is not None:
         _at_least("pack", model.pack, 1)
+    _check_components(config)
     if train.penalty_every is not None:
         _at_least("penalty_every", train.penalty_every, 1)
     if (model.pack or 1) > 1 and model.conditional:

@@ -59,8 +59,9 @@ def architecture(config: ModelConfig) -> Architecture:
     m = config.pack  # D judges m samples at once, concatenated (PacGAN): its input is m times as wide
     if config.model == "toy":
         depth = config.depth or 0
+        continuous = z - 1 if (config.components or 1) > 1 else z  # the last coordinate picks the component
         return Architecture(
-            toy.generator_table(z, w, depth), (z,), toy.discriminator_table(w, depth, m), (m * toy.POINT_DIM,),
+            toy.generator_table(continuous, w, depth), (z,), toy.discriminator_table(w, depth, m), (m * toy.POINT_DIM,),
             (toy.POINT_DIM,), False
         )
     size, c = config.image_size, config.channels
@@ -89,7 +90,8 @@ def build_models(config: ModelConfig, seed: int | None = None) -> tuple[Generato
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
-        generator = Generator(arch.generator, config.z_dim or 0, arch.generator_input, arch.sample_shape, classes)
+        generator = Generator(arch.generator, config.z_dim or 0, arch.generator_input, arch.sample_shape, classes,
+                              config.components or 1)
         discriminator = Discriminator(arch.discriminator, arch.discriminator_input, classes, config.d_norm or "batch")
         if arch.dcgan_init:
             init_dcgan_weights(generator)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ganforge.models.components import ComponentBias
+
 Shape = tuple[int, ...]
 
 
@@ -119,10 +121,13 @@ class Generator(nn.Module):
 
     Class-conditional (``num_classes``): a learned embedding of the label, of z's size, is
     concatenated to z, so the table's first layer takes 2 * z_dim inputs.
+
+    With ``components`` K > 1 (:mod:`ganforge.models.components`), z's last coordinate picks one of K learned
+    biases of the first layer, and the table's first layer takes the other z_dim - 1 coordinates.
     """
 
     def __init__(self, table: list[LayerSpec], z_dim: int, input_shape: Shape, sample_shape: Shape,
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, components: int = 1) -> None:
         super().__init__()
         self.table = table
         self.z_dim = z_dim
@@ -131,8 +136,13 @@ class Generator(nn.Module):
         self.num_classes = num_classes
         self.embedding = nn.Embedding(num_classes, z_dim) if num_classes else None
         self.layers = nn.Sequential(*(build_layer(spec) for spec in table))
+        self.component_bias = ComponentBias(components, table[0].out_features) if components > 1 else None
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:  # (B, z_dim), (B,) -> (B, *sample_shape)
+        if self.component_bias is not None:
+            first = self.layers[0]  # (linear, [norm], activation): the component's bias joins the linear part
+            hidden = first[1:](first[0](z[:, :-1]) + self.component_bias(z[:, -1]))
+            return self.layers[1:](hidden).view(z.shape[0], *self.sample_shape)
         if self.embedding is not None:
             if labels is None:
                 raise ValueError("a class-conditional generator needs the labels of the samples to make")

@@ -67,6 +67,8 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
         raise GanforgeError(f"cannot resume {run_dir}: it does not exist (pass the --out folder of an earlier run)")
     checkpoint = read_checkpoint(run_dir)
     saved = checkpoint.config
+    if saved.model.components is None:  # saved before the toy's latent components: it trained without them
+        saved.model.components = 1
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
     if "data" in overrides:  # the run's path given again, relative to here, names the same (absolute) data
         overrides["data"] = with_absolute_path(DataConfig(data=str(overrides["data"]))).data
