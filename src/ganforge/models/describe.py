@@ -78,7 +78,8 @@ def _describe_network(name: str, network: nn.Module, table: list[LayerSpec], inp
         parameters = count_parameters(network.layers[index])
         component_bias = getattr(network, "component_bias", None) if index == 0 else None
         if component_bias is not None:  # the toy's latent components: one learned bias of this row per component
-            extras = ", ".join(part for part in (f"+ bias of 1 of {component_bias.components} components", extras) if part)
+            chosen = f"+ bias of 1 of {component_bias.components} components"
+            extras = f"{chosen}, {extras}" if extras else chosen
             parameters += count_parameters(component_bias)
         rows.append(LayerRow(spec.describe(), extras, shape, parameters, flops[index]))
     return NetworkDescription(name, input_shape, rows)
