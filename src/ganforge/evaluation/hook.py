@@ -48,10 +48,9 @@ class PeriodicEvaluation:
         self.improved = False
 
     def _default_metric(self) -> str:
-        """fid for images and reverse_kl for points, or the first scored metric the run measures without it."""
+        """fid for images and reverse_kl for points, or the first metric the run measures without it."""
         preferred = "reverse_kl" if learns_points(self.trainer.config) else "fid"
-        measured = [name for name in self.evaluator.metrics if name in HIGHER_IS_BETTER]
-        return preferred if preferred in self.evaluator.metrics or not measured else measured[0]
+        return preferred if preferred in self.evaluator.metrics else self.evaluator.metrics[0]
 
     def measure(self, step: int) -> dict[str, float]:
         """Evaluate now; returns the metrics for the log row and notes whether the chosen one improved."""
