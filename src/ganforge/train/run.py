@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ganforge.config.io import to_yaml
-from ganforge.config.resolve import check_model_fits_data, resolve_config, total_steps
+from ganforge.config.resolve import check_model_fits_data, resolve_config, resolve_model, total_steps
 from ganforge.config.schema import DataConfig, RunConfig, apply_overrides
 from ganforge.config.validate import validate
 from ganforge.data import RealData, TensorData, builtin_kind, load_data, with_absolute_path
@@ -66,9 +66,8 @@ def resume(run_dir: Path | str, overrides: dict[str, Any] | None = None, *, show
     if not run_dir.exists():
         raise GanforgeError(f"cannot resume {run_dir}: it does not exist (pass the --out folder of an earlier run)")
     checkpoint = read_checkpoint(run_dir)
-    saved = checkpoint.config
-    if saved.model.components is None:  # saved before the toy's latent components: it trained without them
-        saved.model.components = 1
+    # The model as it trained: keys added since the run was saved take their plain defaults, never a data preset.
+    saved = dataclasses.replace(checkpoint.config, model=resolve_model(checkpoint.config.model))
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
     if "data" in overrides:  # the run's path given again, relative to here, names the same (absolute) data
         overrides["data"] = with_absolute_path(DataConfig(data=str(overrides["data"]))).data
