@@ -58,7 +58,7 @@ DATA_PRESETS: dict[tuple[str, str], dict[str, int | float | str]] = {
     # them (HQ 30-44%), so grid25 trains unpacked. Chosen on seeds 1-3 (BENCHMARKS.md has the runs).
     # On ring8 the points left between modes (2-5%, where G's one latent region turns into the next) go with a
     # discrete latent of 8 components (ganforge.models.components), z's third coordinate choosing one: HQ 99.2-99.8%
-    # against 95.0-95.7% on seeds 0-3.
+    # against 95.1-96.5% on seeds 0-3.
     ("toy", "ring8"): {"steps": 9_000, "ema": 0.999, "lr_schedule": "linear", "lr_floor": 0.05, "pack": 2,
                        "components": 8, "z_dim": 3},
     # On grid25, 25 components cover more modes more evenly (seeds 0, 2, 3: 24, 25, 25 modes and reverse KL 0.05-0.13,

@@ -106,7 +106,7 @@ class TrainConfig:
     feature_extractor: str = "auto"  # classifier (digits) | inception (weights on disk) | auto (classifier for digits)
     inception_weights: str | None = None  # the FID Inception-v3 weights file; None = found in the caches
     best_metric: str | None = None  # the metric that picks checkpoints/best; None = fid for images, reverse_kl for
-    # points, or the first scored one of eval_metrics when those leave it out
+    # points, or the first of eval_metrics when those leave it out
     tensorboard: bool | None = None  # write TensorBoard logs to RUN/tensorboard; None = when tensorboard is installed
     on_nan: str = "stop"  # stop | rollback: a NaN/inf loss or weight stops the run, or returns to the last checkpoint
     max_rollbacks: int = 3  # with on_nan=rollback, how many times before giving up; each halves both learning rates
