@@ -87,6 +87,7 @@ def train(
     depth: Annotated[Optional[int], typer.Option(help=f"Hidden layers of each toy network (PacGAN used 4 of 400 units). {_default('depth')}", rich_help_panel=MODEL)] = None,
     pack: Annotated[Optional[int], typer.Option(help=f"PacGAN packing: D judges this many samples at once, concatenated, all real or all fake, which penalizes dropped modes; 1 = off. {_default('pack')}", rich_help_panel=MODEL)] = None,
     components: Annotated[Optional[int], typer.Option(help=f"Toy: a discrete latent; z's last coordinate picks one of this many equally likely components, each with its own bias on G's first layer, so separate clusters get no points between them; 1 = off. {_default('components')}", rich_help_panel=MODEL)] = None,
+    info_weight: Annotated[Optional[float], typer.Option(help=f"With --components: InfoGAN's lambda. D also predicts which component made each fake point, and G and D both descend lambda times that guess's cross-entropy, so the components part to separate clusters. {_default('info_weight')}", rich_help_panel=MODEL)] = None,
     data: Annotated[Optional[str], typer.Option(help=f"digits (embedded), ring8, grid25, mnist, fashion-mnist, cifar10, celeba (torchvision), or a folder of images / .npy / .npz path. {_default('data')}", rich_help_panel=DATA)] = None,
     data_root: Annotated[Optional[str], typer.Option(help=f"Download cache for torchvision data sets. {_default('data_root')}", rich_help_panel=DATA)] = None,
     steps: Annotated[Optional[int], typer.Option(help=f"Iterations to train in all; one step is --d-steps D updates then --g-steps G updates. {_default('steps')}", rich_help_panel=ALGORITHM)] = None,
@@ -211,12 +212,14 @@ def describe(
     z_dim: Annotated[Optional[int], typer.Option(help=f"Latent size. {_default('z_dim')}")] = None,
     width: Annotated[Optional[int], typer.Option(help=f"Base width. {_default('width')}")] = None,
     components: Annotated[Optional[int], typer.Option(help=f"Toy: latent components. {_default('components')}")] = None,
+    info_weight: Annotated[Optional[float], typer.Option(help=f"InfoGAN's lambda: D gets a component head. {_default('info_weight')}")] = None,
 ) -> None:
     """Print each layer with its output shape, the parameter counts of G and D, and the FLOPs of one forward."""
     from ganforge.models.describe import describe as describe_model
 
     run_config = apply_overrides(RunConfig(), {"model": model, "image_size": image_size, "channels": channels,
-                                               "z_dim": z_dim, "width": width, "components": components})
+                                               "z_dim": z_dim, "width": width, "components": components,
+                                               "info_weight": info_weight})
     validate(run_config)
     config = run_config.model
     if model == "toy":

@@ -104,3 +104,70 @@ def test_describe_shows_the_component_biases_in_the_first_row(monkeypatch):
     first_row = next(line for line in result.output.splitlines() if "Linear(2, 128)" in line)
     assert "+ bias of 1 of 8 components" in first_row
     assert "1,408" in first_row, "2 x 128 weights + 128 biases + 8 x 128 component biases"
+
+
+def toy_pair(info_weight: float, pack: int = 1, components: int = 4) -> tuple[torch.nn.Module, torch.nn.Module]:
+    return build_models(ModelConfig("toy", z_dim=3, width=16, depth=2, components=components, pack=pack,
+                                    info_weight=info_weight), seed=0)
+
+
+def test_info_weight_gives_d_a_component_head_of_k_logits_per_packed_sample():
+    assert toy_pair(0.0)[1].component_classifier is None, "no head unless --info-weight asks for one"
+    head = toy_pair(1.0, pack=2)[1].component_classifier
+    assert (head.linear.in_features, head.linear.out_features) == (16, 2 * 4)
+
+
+def test_the_head_gives_each_member_of_a_pack_its_own_logits_in_pack_order():
+    head = toy_pair(1.0, pack=3)[1].component_classifier
+    with torch.no_grad():
+        head.linear.weight.zero_()
+        head.linear.bias.copy_(torch.arange(12.0))
+    logits = head(torch.zeros(2, 16))  # two packs of three samples
+    assert logits.shape == (6, 4)
+    assert logits[:, 0].tolist() == [0, 4, 8, 0, 4, 8], "pack members 0, 1, 2 of each pack, in order"
+
+
+def test_d_with_a_head_scores_as_without_it_and_its_logits_read_the_last_hidden_features():
+    _, plain = toy_pair(0.0)
+    _, with_head = toy_pair(1.0)
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(4))
+    scores, logits = with_head(x, components=True)
+    torch.testing.assert_close(scores, plain(x))  # the head is built after D's layers: the same initial D
+    torch.testing.assert_close(with_head(x), scores)
+    features = x
+    for row in with_head.layers[:-1]:
+        features = row[1](row[0](features))  # linear, then LeakyReLU(0.2)
+    head = with_head.component_classifier.linear
+    torch.testing.assert_close(logits, features @ head.weight.T + head.bias)
+
+
+def test_asking_a_headless_d_for_component_logits_is_an_error():
+    with pytest.raises(ValueError, match="no component head"):
+        toy_pair(0.0)[1](torch.zeros(2, 2), components=True)
+
+
+@pytest.mark.parametrize(("keys", "fragment"), [
+    ({"model": "toy", "components": 4, "z_dim": 3, "info_weight": -1.0}, "must be 0 .off. or positive, got -1.0"),
+    ({"model": "toy", "components": 4, "z_dim": 3, "info_weight": float("nan")}, "must be 0 .off. or positive"),
+    ({"model": "toy", "components": 1, "info_weight": 1.0}, "add --components K"),
+])
+def test_an_info_weight_that_cannot_work_is_a_one_line_error(keys, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        validate(apply_overrides(RunConfig(), keys))
+
+
+def test_an_info_weight_without_components_is_refused_once_the_presets_leave_none(tmp_path):
+    with pytest.raises(ConfigError, match="this run has none: add --components K"):
+        ganforge.train(out=tmp_path / "run", model="toy", data="ring8", preset="lecture", info_weight=1.0, steps=2,
+                       show_progress=False, tensorboard=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_describe_shows_the_component_head_on_ds_last_row(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    result = runner.invoke(cli.app, ["describe", "--model", "toy", "--components", "8", "--z-dim", "3",
+                                     "--info-weight", "1"])
+    assert result.exit_code == 0, result.output
+    last_row = [line for line in result.output.splitlines() if "Linear(128, 1)" in line][-1]
+    assert "+ component head Linear(128, 8)" in last_row
+    assert "1,161" in last_row, "128 + 1 for the score, 128 x 8 + 8 for the component logits"

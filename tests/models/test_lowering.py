@@ -186,12 +186,13 @@ def test_a_shared_pass_gives_the_scores_and_gradients_of_two_passes():
     trainer = make_trainer(MLP)
     real, _ = trainer.real_batch()
     fake = trainer.generator(trainer.sample_noise(8)).detach()
-    joint = trainer.judge_both(real, fake, None, None)
+    *joint, no_components = trainer.judge_both(real, fake, None, None)
+    assert no_components is None, "no component logits without --info-weight"
     torch.autograd.backward(joint, [torch.ones(8), -torch.ones(8)])
     joint_grads = [p.grad.clone() for p in trainer.discriminator.parameters()]
     trainer.discriminator.zero_grad(set_to_none=True)
     trainer.joint_judging = False
-    apart = trainer.judge_both(real, fake, None, None)
+    apart = trainer.judge_both(real, fake, None, None)[:2]
     torch.autograd.backward(apart, [torch.ones(8), -torch.ones(8)])
     for a, b in zip(joint, apart):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

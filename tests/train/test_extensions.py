@@ -89,13 +89,13 @@ QUALITY_OPTIONS = [  # packing, R1 and R2 (lazy), the relativistic loss, a decay
     {**TINY_DCGAN, "loss": "rpgan", "r1": 1.0, "r2": 1.0, "penalty_every": 2, "pack": 2, "lr_schedule": "cosine",
      "lr_floor": 0.1},
     {**TINY_TOY, "pack": 4, "depth": 2, "r1": 0.5, "lr_schedule": "linear", "reuse_fake": True, "components": 4,
-     "z_dim": 3},
+     "z_dim": 3, "info_weight": 0.5},
 ]
 
 
 @pytest.mark.parametrize("keys", [EVERYTHING, {**TINY_DCGAN, "loss": "wgan-gp", "diffaug": True}, *QUALITY_OPTIONS],
                          ids=["conditional-sn-ema-diffaug-hinge", "wgan-gp-diffaug", "rpgan-r1-r2-pack-cosine",
-                              "toy-pack-depth-r1-linear-reuse-fake-components"])
+                              "toy-pack-depth-r1-linear-reuse-fake-components-info"])
 def test_a_resumed_run_equals_an_uninterrupted_one_with_every_option(tmp_path, keys):
     """Stopped after step 2 of 4 (its last checkpoint deleted, as a crash would leave it) and resumed, a run
     ends with the same weights, optimizer state and random streams as one that never stopped."""

@@ -122,7 +122,7 @@ def resolve_model(config: ModelConfig) -> ModelConfig:
         return dataclasses.replace(config, image_size=None, channels=None, z_dim=config.z_dim or preset["z_dim"],
                                    width=config.width or preset["width"], depth=config.depth or preset["depth"],
                                    pack=config.pack or 1, components=config.components or 1,
-                                   d_norm=config.d_norm or default_d_norm(config))
+                                   info_weight=config.info_weight or 0.0, d_norm=config.d_norm or default_d_norm(config))
     if config.image_size is None or config.channels is None:
         raise ConfigError(f"{config.model} needs an image size and channels: pass --image-size and --channels")
     if config.model == "dcgan":
@@ -132,7 +132,7 @@ def resolve_model(config: ModelConfig) -> ModelConfig:
     preset = model_preset(config.model, config.image_size)
     return dataclasses.replace(config, z_dim=config.z_dim or preset["z_dim"], width=config.width or preset["width"],
                                pack=config.pack or 1, components=config.components or 1,
-                               d_norm=config.d_norm or default_d_norm(config))
+                               info_weight=config.info_weight or 0.0, d_norm=config.d_norm or default_d_norm(config))
 
 
 def default_d_norm(config: ModelConfig, loss: str | None = None) -> str:

@@ -50,6 +50,9 @@ class ModelConfig:
     components: int | None = None  # toy: a discrete latent, z's last coordinate picks one of this many equally likely
     # components, each with its own bias on G's first layer, so separate modes need no points between them; None = the
     # preset's (1: off)
+    info_weight: float | None = None  # with components: InfoGAN's lambda; D also predicts each fake sample's component
+    # and G and D both descend lambda times that prediction's cross-entropy, so the components part to separate
+    # modes; None = the preset's (0: off)
 
 
 @dataclass
@@ -131,6 +134,7 @@ UNSET_MEANS: dict[str, str] = {
     "tensorboard": "on when tensorboard is installed",
     "pack": "1",
     "components": "1",
+    "info_weight": "0 (off)",
     "preset": "auto; lecture for a run saved before presets",
 }
 

@@ -134,6 +134,13 @@ def _check_components(config: RunConfig) -> None:
     if model.components > 1 and model.z_dim is not None and model.z_dim < 2:
         raise ConfigError(f"--components {model.components} reads z's last coordinate, so z_dim {model.z_dim} leaves "
                           "none for the points: use --z-dim 3 (two for the points, one for the component)")
+    weight = model.info_weight
+    if weight is not None and not (weight >= 0 and math.isfinite(weight)):
+        raise ConfigError(f"info_weight is InfoGAN's lambda and must be 0 (off) or positive, got {shown(weight)}: "
+                          "e.g. 0.3")
+    if weight and model.components == 1:  # None until the presets have had their say
+        raise ConfigError(f"--info-weight {weight} trains D to tell G's latent components apart, and this run has "
+                          "none: add --components K (toy), or use --info-weight 0")
 
 
 def _check_quality_options(config: RunConfig) -> None:

@@ -92,7 +92,9 @@ def build_models(config: ModelConfig, seed: int | None = None) -> tuple[Generato
             torch.manual_seed(seed)
         generator = Generator(arch.generator, config.z_dim or 0, arch.generator_input, arch.sample_shape, classes,
                               config.components or 1)
-        discriminator = Discriminator(arch.discriminator, arch.discriminator_input, classes, config.d_norm or "batch")
+        classified = config.components if config.info_weight else 1  # InfoGAN's Q head, with --info-weight
+        discriminator = Discriminator(arch.discriminator, arch.discriminator_input, classes, config.d_norm or "batch",
+                                      classified, config.pack or 1)
         if arch.dcgan_init:
             init_dcgan_weights(generator)
             init_dcgan_weights(discriminator)

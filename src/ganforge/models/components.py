@@ -8,6 +8,12 @@ each with its own learned bias on G's first layer, G is a mixture of K generator
 
 The component is read from z itself, through the Gaussian's quantiles, so z stays one N(0, I) vector: sampling,
 seeds, checkpoints and interpolation work unchanged.
+
+Nothing in the adversarial loss alone stops two components settling on one mode while another mode stays empty
+(D's gradient cannot carry a component across the empty space between modes). InfoGAN's mutual-information term
+(Chen et al. 2016), which MGAN uses for the same purpose, does: D gets a second head, :class:`ComponentClassifier`,
+that predicts each fake sample's component, and G is trained to make that prediction easy, so the components
+must make samples that tell them apart.
 """
 
 from __future__ import annotations
@@ -32,3 +38,19 @@ class ComponentBias(nn.Module):
 
     def forward(self, coordinate: Tensor) -> Tensor:  # (B,) N(0, 1) -> (B, features)
         return self.bias(component_of(coordinate, self.components))
+
+
+class ComponentClassifier(nn.Module):
+    """InfoGAN's Q for the components: K logits per sample from D's last hidden features.
+
+    D judges ``pack`` samples at once under PacGAN's packing; the head then gives K logits for each of them,
+    in the order the pack holds them.
+    """
+
+    def __init__(self, features: int, components: int, pack: int = 1) -> None:
+        super().__init__()
+        self.components = components
+        self.linear = nn.Linear(features, pack * components)
+
+    def forward(self, features: Tensor) -> Tensor:  # (P, features) -> (P * pack, K)
+        return self.linear(features).view(-1, self.components)

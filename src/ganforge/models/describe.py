@@ -81,6 +81,12 @@ def _describe_network(name: str, network: nn.Module, table: list[LayerSpec], inp
             chosen = f"+ bias of 1 of {component_bias.components} components"
             extras = f"{chosen}, {extras}" if extras else chosen
             parameters += count_parameters(component_bias)
+        classifier = getattr(network, "component_classifier", None) if index == len(table) - 1 else None
+        if classifier is not None:  # InfoGAN's Q: a second linear head beside D's last row, on the same features
+            head = classifier.linear
+            extras = f"+ component head Linear({head.in_features}, {head.out_features})"
+            parameters += count_parameters(classifier)
+            flops[index] += 2 * head.in_features * head.out_features
         rows.append(LayerRow(spec.describe(), extras, shape, parameters, flops[index]))
     return NetworkDescription(name, input_shape, rows)
 

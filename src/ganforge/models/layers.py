@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ganforge.models.components import ComponentBias
+from ganforge.models.components import ComponentBias, ComponentClassifier
 
 Shape = tuple[int, ...]
 
@@ -155,29 +155,39 @@ class Discriminator(nn.Module):
 
     Class-conditional (``num_classes``): a projection discriminator (Miyato & Koyama 2018). The last
     row is linear in the features h before it, and the label adds <embed(y), h> to its output.
+
+    With ``components`` K > 1 (InfoGAN's Q, :class:`~ganforge.models.components.ComponentClassifier`), a second
+    linear head on the same features predicts which of the generator's K latent components made each sample.
     """
 
     def __init__(self, table: list[LayerSpec], input_shape: Shape, num_classes: int | None = None,
-                 norm: str = "batch") -> None:
+                 norm: str = "batch", components: int = 1, pack: int = 1) -> None:
         super().__init__()
         self.table = table
         self.input_shape = input_shape  # (C*H*W,) for MLPs, (C, H, W) for CNNs
         self.num_classes = num_classes
         self.layers = nn.Sequential(*(build_layer(spec, norm) for spec in table))
-        self.projection = None
-        if num_classes:
-            features = math.prod(shapes_through(table[:-1], input_shape)[-1]) if len(table) > 1 else math.prod(input_shape)
-            self.projection = nn.Embedding(num_classes, features)
+        features = math.prod(shapes_through(table[:-1], input_shape)[-1]) if len(table) > 1 else math.prod(input_shape)
+        self.projection = nn.Embedding(num_classes, features) if num_classes else None
+        self.component_classifier = ComponentClassifier(features, components, pack) if components > 1 else None
 
-    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:  # (B, *sample_shape), (B,) -> (B,)
+    def forward(self, x: Tensor, labels: Tensor | None = None,
+                components: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """(B, *sample_shape), (B,) -> (B,) scores; with ``components``, also (B * pack, K) component logits."""
         x = x.reshape(x.shape[0], *self.input_shape)
-        if self.projection is None:
+        if self.projection is None and not components:
             return self.layers(x).view(x.shape[0])
-        if labels is None:
-            raise ValueError("a projection discriminator needs the labels of the samples it judges")
         features = self.layers[:-1](x)
-        projection = (self.projection(labels) * features.flatten(1)).sum(dim=1)
-        return self.layers[-1](features).view(x.shape[0]) + projection
+        scores = self.layers[-1](features).view(x.shape[0])
+        if self.projection is not None:
+            if labels is None:
+                raise ValueError("a projection discriminator needs the labels of the samples it judges")
+            scores = scores + (self.projection(labels) * features.flatten(1)).sum(dim=1)
+        if not components:
+            return scores
+        if self.component_classifier is None:
+            raise ValueError("this discriminator has no component head: build it with components > 1")
+        return scores, self.component_classifier(features.flatten(1))
 
 
 def init_dcgan_weights(module: nn.Module) -> None:

@@ -25,9 +25,11 @@ TENSORBOARD_FOLDER = "tensorboard"  # RUN/tensorboard: the TensorBoard logs (--t
 
 # d_real = mean D(x), d_fake = mean D(G(z)) in the D step (probabilities for the seed losses, raw scores for
 # lsgan/hinge/wgan-gp/rpgan); *_grad_norm = L2 norm of all of a network's gradients; gradient_penalty: wgan-gp's
-# term; r1_penalty, r2_penalty: the zero-centred penalties on real and generated samples (--r1, --r2), when applied
+# term; r1_penalty, r2_penalty: the zero-centred penalties on real and generated samples (--r1, --r2), when applied;
+# info_loss: the cross-entropy of D's prediction of each fake sample's latent component (--info-weight), before
+# its weight, in the D step
 STATISTICS = ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm", "gradient_penalty",
-              "r1_penalty", "r2_penalty")
+              "r1_penalty", "r2_penalty", "info_loss")
 
 
 class Meter:

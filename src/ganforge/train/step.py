@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from ganforge.algorithm.information import information_loss
 from ganforge.algorithm.penalties import gradient_penalty, zero_centred_penalty
 
 if TYPE_CHECKING:
@@ -40,14 +41,19 @@ def discriminator_phase(trainer: Trainer, step: int) -> None:
         real, real_labels = trainer.real_batch()
         fake_labels = trainer.sample_labels(batch_size)
         keep = train.reuse_fake and update == train.d_steps - 1  # G's graph, for the G update that follows
+        noise = trainer.sample_noise(batch_size)
         with torch.set_grad_enabled(keep), trainer.autocast():
-            fake = trainer.run_generator(trainer.sample_noise(batch_size), fake_labels)
+            fake = trainer.run_generator(noise, fake_labels)
         if keep:
-            trainer.reusable_fake = (fake, fake_labels)
+            trainer.reusable_fake = (fake, fake_labels, noise)
             fake = fake.detach()
-        real_scores, fake_scores = trainer.judge_both(real, fake, real_labels, fake_labels)
+        real_scores, fake_scores, component_logits = trainer.judge_both(real, fake, real_labels, fake_labels)
         loss = trainer.loss.discriminator(real_scores, fake_scores, trainer.d_loss_reduction)
         statistics = {}
+        if component_logits is not None:  # InfoGAN: Q, D's second head, learns which component made each fake
+            information = information_loss(component_logits, trainer.components_of(noise))
+            loss = loss + trainer.info_weight * information
+            statistics["info_loss"] = information
         if trainer.loss.gradient_penalty:
             penalty = gradient_penalty(lambda between: trainer.judge(between, real_labels), real, fake, trainer.noise)
             loss = loss + penalty
@@ -74,12 +80,13 @@ def generator_phase(trainer: Trainer, step: int) -> None:
     try:
         for _ in range(trainer.config.train.g_steps):
             if trainer.reusable_fake is not None:  # --reuse-fake: D's last fake batch, graph and all
-                (fake, labels), trainer.reusable_fake = trainer.reusable_fake, None
+                (fake, labels, noise), trainer.reusable_fake = trainer.reusable_fake, None
             else:
                 labels = trainer.sample_labels(batch_size)
+                noise = trainer.sample_noise(batch_size)
                 with trainer.autocast():
-                    fake = trainer.run_generator(trainer.sample_noise(batch_size), labels)
-            fake_scores = trainer.judge(fake, labels, trainer.frozen_discriminator)
+                    fake = trainer.run_generator(noise, labels)
+            fake_scores, component_logits = trainer.judge_with_components(fake, labels, trainer.frozen_discriminator)
             if trainer.loss.pairs_real:  # the relativistic loss judges each fake against a real partner
                 real, real_labels = trainer.real_batch()
                 with torch.no_grad():
@@ -87,6 +94,8 @@ def generator_phase(trainer: Trainer, step: int) -> None:
                 loss = trainer.loss.generator(fake_scores, real_scores)
             else:
                 loss = trainer.loss.generator(fake_scores)
+            if component_logits is not None:  # InfoGAN: G makes each component easy to tell from the others
+                loss = loss + trainer.info_weight * information_loss(component_logits, trainer.components_of(noise))
             trainer.opt_g.zero_grad(set_to_none=True)
             trainer.scaler_g.scale(loss).backward()
             trainer.scaler_g.unscale_(trainer.opt_g)

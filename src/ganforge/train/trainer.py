@@ -25,6 +25,7 @@ from ganforge.data import MixtureData, RealData
 from ganforge.data.sharding import own_share
 from ganforge.errors import TrainingDivergedError
 from ganforge.models import Generator, build_models
+from ganforge.models.components import component_of
 from ganforge.runs.checkpoint import EMA_SECTION, Checkpoint, list_checkpoints, read_checkpoint, save_checkpoint
 from ganforge.runs.pictures import save_samples_picture
 from ganforge.train import distributed
@@ -65,6 +66,7 @@ class Trainer:
         self.loss = LOSS_FAMILIES[train.loss]
         self.d_loss_reduction = self.loss.reduction or train.d_loss_reduction
         self.num_classes = config.model.num_classes if config.model.conditional else None
+        self.info_weight = config.model.info_weight or 0.0  # InfoGAN's lambda for the latent components; 0 = off
         self.augment = (DiffAugment(train.diffaug_policy, torch.Generator(device).manual_seed(train.seed + AUGMENT_SEED_OFFSET))
                         if train.diffaug else None)
         # G's weights averaged over the steps (EMA), what samples and metrics use when --ema is set.
@@ -80,7 +82,8 @@ class Trainer:
         # and the wrapper's bookkeeping and buffer broadcast would be wasted.
         self.frozen_discriminator = self.run_discriminator if self.world_size == 1 else compiled(self.discriminator)
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)
-        self.reusable_fake: tuple[Tensor, Tensor | None] | None = None  # --reuse-fake: D's last fake batch and labels
+        # --reuse-fake: D's last fake batch, its labels and its noise
+        self.reusable_fake: tuple[Tensor, Tensor | None, Tensor] | None = None
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=train.precision == "fp16")
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=train.precision == "fp16")
         self.noise = torch.Generator(device).manual_seed(train.seed)
@@ -122,23 +125,39 @@ class Trainer:
     def judge(self, samples: Tensor, labels: Tensor | None, discriminator: torch.nn.Module | None = None) -> Tensor:
         """D's float32 outputs for samples (augmented first under --diffaug, then packed under --pack), as its
         phase's precision computes them: one score per sample, or per pack of ``pack`` samples."""
+        return self.judge_with_components(samples, labels, discriminator, components=False)[0]
+
+    def judge_with_components(self, samples: Tensor, labels: Tensor | None, discriminator: torch.nn.Module | None = None,
+                              components: bool = True) -> tuple[Tensor, Tensor | None]:
+        """D's scores as :meth:`judge` gives them and, from the same forward pass when ``components`` is set and
+        the run has --info-weight, D's float32 logits of each sample's latent component (else None)."""
         if self.augment is not None:
             samples = self.augment(samples)
         samples = pack(samples, self.config.model.pack)
+        discriminator = self.run_discriminator if discriminator is None else discriminator
         with self.autocast():
-            return (self.run_discriminator if discriminator is None else discriminator)(samples, labels).float()
+            if not (components and self.info_weight):
+                return discriminator(samples, labels).float(), None
+            scores, logits = discriminator(samples, labels, components=True)
+            return scores.float(), logits.float()
 
     def judge_both(self, real: Tensor, fake: Tensor, real_labels: Tensor | None,
-                   fake_labels: Tensor | None) -> tuple[Tensor, Tensor]:
-        """D's scores of the real and the fake batch: in one forward pass of both batches together where that
-        computes exactly the same function (D judges each sample on its own and no augmentation draws per
-        call), else in two passes, so BatchNorm's batch statistics stay those of SPEC.md."""
+                   fake_labels: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """D's scores of the real and the fake batch, and under --info-weight its logits of the fake samples'
+        latent components (else None): in one forward pass of both batches together where that computes exactly
+        the same function (D judges each sample on its own and no augmentation draws per call), else in two
+        passes, so BatchNorm's batch statistics stay those of SPEC.md."""
         if not self.joint_judging:
-            return self.judge(real, real_labels), self.judge(fake, fake_labels)
+            return self.judge(real, real_labels), *self.judge_with_components(fake, fake_labels)
         labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
-        scores = self.judge(torch.cat([real, fake]), labels)
+        scores, logits = self.judge_with_components(torch.cat([real, fake]), labels)
         half = scores.shape[0] // 2  # one score per sample, or per pack: the real half comes first
-        return scores[:half], scores[half:]
+        return scores[:half], scores[half:], None if logits is None else logits[real.shape[0]:]
+
+    def components_of(self, noise: Tensor) -> Tensor:
+        """The latent component of each noise vector (its last coordinate's quantile bin), which D's
+        component head learns to predict from the sample G makes of it."""
+        return component_of(noise[:, -1], self.config.model.components or 1)
 
     @property
     def sampling_generator(self) -> Generator:
