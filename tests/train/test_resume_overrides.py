@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -70,22 +71,41 @@ def test_keys_fixed_by_the_checkpoint_are_refused_on_resume(toy_run, key, value)
     assert (toy_run / "config.yaml").read_text() == before
 
 
+def forget_model_key(run: Path, key: str) -> None:
+    """Make a run look saved before a model key existed: drop it from the checkpoint's state and config.yaml."""
+    folder = read_checkpoint(run).path
+    state = json.loads((folder / "state.json").read_text())
+    del state["config"]["model"][key]
+    state["checksums"]["state.json"] = state_checksum(state)
+    (folder / "state.json").write_text(json.dumps(state, indent=1))
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["model"][key]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert getattr(read_checkpoint(run).config.model, key) is None
+
+
 def test_a_run_saved_before_latent_components_resumes_without_them(tmp_path):
     """ring8's preset turns components on for new runs; a run whose config has no such key trained without them."""
     keys = {"model": "toy", "data": "ring8", "width": 16, "batch_size": 32, "components": 1, "steps": 2,
             "checkpoint_every": 2, "tensorboard": False, "sample_every": 0}
     run = ganforge.train(out=tmp_path / "run", show_progress=False, **keys).run_dir
-    folder = run / "checkpoints" / "step_0000002"
-    state = json.loads((folder / "state.json").read_text())
-    del state["config"]["model"]["components"]
-    state["checksums"]["state.json"] = state_checksum(state)
-    (folder / "state.json").write_text(json.dumps(state, indent=1))
-    saved = yaml.safe_load((run / "config.yaml").read_text())
-    del saved["model"]["components"]
-    (run / "config.yaml").write_text(yaml.safe_dump(saved))
-    assert read_checkpoint(run).config.model.components is None
+    forget_model_key(run, "components")
 
     ganforge.resume(run, steps=4, show_progress=False)
     resumed = read_checkpoint(run)
     assert resumed.step == 4 and resumed.config.model.components == 1
     assert "component_bias.bias.weight" not in resumed.generator
+
+
+def test_a_run_saved_before_the_information_term_resumes_without_it(tmp_path):
+    """grid25's preset turns --info-weight on for new runs; a run saved before the key existed had no D head."""
+    keys = {"model": "toy", "data": "grid25", "width": 16, "batch_size": 32, "info_weight": 0.0, "steps": 2,
+            "checkpoint_every": 2, "tensorboard": False, "sample_every": 0}
+    run = ganforge.train(out=tmp_path / "run", show_progress=False, **keys).run_dir
+    assert read_checkpoint(run).config.model.components == 25, "the preset's components, without the term"
+    forget_model_key(run, "info_weight")
+
+    ganforge.resume(run, steps=4, show_progress=False)
+    resumed = read_checkpoint(run)
+    assert resumed.step == 4 and resumed.config.model.info_weight == 0.0
+    assert not any(key.startswith("component_classifier") for key in resumed.discriminator)
