@@ -130,7 +130,7 @@ def test_run_folder_holds_config_metrics_samples_and_checkpoints(tmp_path, tiny_
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"] == {"model": "dcgan", "image_size": 28, "channels": 1, "z_dim": 50, "width": 4,
                               "conditional": False, "num_classes": None, "spectral_norm": False, "d_norm": "batch",
-                              "depth": None, "pack": 1, "components": 1}
+                              "depth": None, "pack": 1, "components": 1, "info_weight": 0.0}
     assert (saved["train"]["d_steps"], saved["train"]["beta1"], saved["train"]["beta2"]) == (1, 0.5, 0.999)
     assert saved["train"]["steps"] == 7 and saved["train"]["lr_g"] == 2e-4
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
