@@ -68,7 +68,7 @@ def discriminator_phase(trainer: Trainer, step: int) -> None:
         if trainer.loss.outputs_probability:
             real_scores, fake_scores = torch.sigmoid(real_scores), torch.sigmoid(fake_scores)
         trainer.meter.add(step, d_loss=loss, d_real=real_scores.mean(), d_fake=fake_scores.mean(),
-                          d_grad_norm=gradient_norm(trainer.discriminator), **statistics)
+                          d_grad_norm=gradient_norm(trainer.discriminator_parameters), **statistics)
         trainer.scaler_d.step(trainer.opt_d)
         trainer.scaler_d.update()
 
@@ -76,7 +76,7 @@ def discriminator_phase(trainer: Trainer, step: int) -> None:
 def generator_phase(trainer: Trainer, step: int) -> None:
     """g updates of G through a frozen D (D's parameters get no gradient and do not move)."""
     batch_size = trainer.config.train.batch_size
-    trainer.discriminator.requires_grad_(False)
+    set_requires_grad(trainer.discriminator_parameters, False)
     try:
         for _ in range(trainer.config.train.g_steps):
             if trainer.reusable_fake is not None:  # --reuse-fake: D's last fake batch, graph and all
@@ -99,15 +99,21 @@ def generator_phase(trainer: Trainer, step: int) -> None:
             trainer.opt_g.zero_grad(set_to_none=True)
             trainer.scaler_g.scale(loss).backward()
             trainer.scaler_g.unscale_(trainer.opt_g)
-            trainer.meter.add(step, g_loss=loss, g_grad_norm=gradient_norm(trainer.generator))
+            trainer.meter.add(step, g_loss=loss, g_grad_norm=gradient_norm(trainer.generator_parameters))
             trainer.scaler_g.step(trainer.opt_g)
             trainer.scaler_g.update()
             if trainer.generator_ema is not None:
                 trainer.generator_ema.update_parameters(trainer.generator)
     finally:
-        trainer.discriminator.requires_grad_(True)
+        set_requires_grad(trainer.discriminator_parameters, True)
 
 
-def gradient_norm(network: torch.nn.Module) -> Tensor:
+def gradient_norm(parameters: list[torch.nn.Parameter]) -> Tensor:
     """The L2 norm of all of a network's gradients, as a device scalar (no host sync)."""
-    return torch.nn.utils.get_total_norm([p.grad for p in network.parameters() if p.grad is not None])
+    return torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+
+
+def set_requires_grad(parameters: list[torch.nn.Parameter], flag: bool) -> None:
+    """Freeze (False) or unfreeze a network's parameters, as ``Module.requires_grad_`` does."""
+    for parameter in parameters:
+        parameter.requires_grad_(flag)
