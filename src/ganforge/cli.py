@@ -218,8 +218,8 @@ def describe(
     from ganforge.models.describe import describe as describe_model
 
     run_config = apply_overrides(RunConfig(), {"model": model, "image_size": image_size, "channels": channels,
-                                               "z_dim": z_dim, "width": width, "components": components,
-                                               "info_weight": info_weight})
+                                               "z_dim": z_dim, "width": width, "components": components or 1,
+                                               "info_weight": info_weight})  # no data preset: unset is 1
     validate(run_config)
     config = run_config.model
     if model == "toy":

@@ -163,6 +163,11 @@ def test_an_info_weight_without_components_is_refused_once_the_presets_leave_non
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_describe_refuses_an_info_weight_without_components():
+    result = runner.invoke(cli.app, ["describe", "--model", "toy", "--info-weight", "1"])
+    assert isinstance(result.exception, ConfigError) and "add --components K" in str(result.exception)
+
+
 def test_describe_shows_the_component_head_on_ds_last_row(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     result = runner.invoke(cli.app, ["describe", "--model", "toy", "--components", "8", "--z-dim", "3",
