@@ -176,3 +176,4 @@ def test_describe_shows_the_component_head_on_ds_last_row(monkeypatch):
     last_row = [line for line in result.output.splitlines() if "Linear(128, 1)" in line][-1]
     assert "+ component head Linear(128, 8)" in last_row
     assert "1,161" in last_row, "128 + 1 for the score, 128 x 8 + 8 for the component logits"
+    assert "2,304" in last_row, "2 x 128 multiply-adds for the score, 2 x 128 x 8 for the component logits"

@@ -62,11 +62,15 @@ def _describe_network(name: str, network: nn.Module, table: list[LayerSpec], inp
                       example: torch.Tensor) -> NetworkDescription:
     network.eval()
     flops = [0] * len(network.layers)
-    hooks = [module.register_forward_hook(functools.partial(_count_flops, flops, index))
-             for index, row in enumerate(network.layers) for module in row.modules() if isinstance(module, _COUNTED)]
+    counted = [(index, module) for index, row in enumerate(network.layers)
+               for module in row.modules() if isinstance(module, _COUNTED)]
+    classifier = getattr(network, "component_classifier", None)
+    if classifier is not None:  # InfoGAN's Q: a second linear head beside D's last row, on the same features
+        counted.append((len(network.layers) - 1, classifier.linear))
+    hooks = [module.register_forward_hook(functools.partial(_count_flops, flops, index)) for index, module in counted]
     try:
         with torch.no_grad():
-            network(example)
+            network(example, components=True) if classifier is not None else network(example)
     finally:
         for hook in hooks:
             hook.remove()
@@ -81,12 +85,10 @@ def _describe_network(name: str, network: nn.Module, table: list[LayerSpec], inp
             chosen = f"+ bias of 1 of {component_bias.components} components"
             extras = f"{chosen}, {extras}" if extras else chosen
             parameters += count_parameters(component_bias)
-        classifier = getattr(network, "component_classifier", None) if index == len(table) - 1 else None
-        if classifier is not None:  # InfoGAN's Q: a second linear head beside D's last row, on the same features
-            head = classifier.linear
-            extras = f"+ component head Linear({head.in_features}, {head.out_features})"
+        if classifier is not None and index == len(table) - 1:  # the head's weights and FLOPs join D's last row
+            head = f"+ component head Linear({classifier.linear.in_features}, {classifier.linear.out_features})"
+            extras = f"{extras}, {head}" if extras else head
             parameters += count_parameters(classifier)
-            flops[index] += 2 * head.in_features * head.out_features
         rows.append(LayerRow(spec.describe(), extras, shape, parameters, flops[index]))
     return NetworkDescription(name, input_shape, rows)
 

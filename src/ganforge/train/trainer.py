@@ -63,9 +63,9 @@ class Trainer:
         self.generator_parameters = list(self.generator.parameters())
         self.discriminator_parameters = list(self.discriminator.parameters())
         fused = device.type in ("cpu", "cuda")
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2),
+        self.opt_g = torch.optim.Adam(self.generator_parameters, lr=train.lr_g, betas=(train.beta1, train.beta2),
                                       fused=fused)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2),
+        self.opt_d = torch.optim.Adam(self.discriminator_parameters, lr=train.lr_d, betas=(train.beta1, train.beta2),
                                       fused=fused)
         self.loss = LOSS_FAMILIES[train.loss]
         self.d_loss_reduction = self.loss.reduction or train.d_loss_reduction
