@@ -102,8 +102,8 @@ def generator_phase(trainer: Trainer, step: int) -> None:
             trainer.meter.add(step, g_loss=loss, g_grad_norm=gradient_norm(trainer.generator_parameters))
             trainer.scaler_g.step(trainer.opt_g)
             trainer.scaler_g.update()
-            if trainer.generator_ema is not None:
-                trainer.generator_ema.update_parameters(trainer.generator)
+            if trainer.update_average is not None:
+                trainer.update_average()
     finally:
         set_requires_grad(trainer.discriminator_parameters, True)
 

@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 
 from ganforge.algorithm.augment import DiffAugment
-from ganforge.algorithm.ema import ema_with_warmup
+from ganforge.algorithm.ema import averaging_step, ema_with_warmup
 from ganforge.algorithm.labels import balanced_labels
 from ganforge.algorithm.losses import LOSS_FAMILIES
 from ganforge.algorithm.packing import judge_single_samples, pack
@@ -76,6 +76,8 @@ class Trainer:
         # G's weights averaged over the steps (EMA), what samples and metrics use when --ema is set.
         self.generator_ema = (AveragedModel(self.generator, multi_avg_fn=ema_with_warmup(train.ema), use_buffers=True)
                               if train.ema else None)
+        self.update_average = (averaging_step(self.generator_ema, self.generator) if self.generator_ema is not None
+                               else None)
         # What runs the forward passes: the networks themselves, or their compiled twins (same parameters);
         # under torchrun, DDP wrappers that average the gradients over the processes (distributed.py).
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
