@@ -195,6 +195,7 @@ def test_the_tuned_presets_follow_each_default_they_change():
     assert parts("ema") == ("off", {"toy on ring8: 0.999", "toy on grid25: 0.999", "dcgan on stacked-digits: 0.999"})
     assert parts("loss") == ("nonsaturating", {"dcgan on digits: rpgan", "dcgan on stacked-digits: rpgan"})
     assert parts("r1") == ("0", {"dcgan on digits: 0.1", "dcgan on stacked-digits: 0.1"})
+    assert parts("lr_d") == parts("lr_g") == ("2e-4", {"toy: 1e-3", "dcgan on stacked-digits: 8e-4"})
 
 
 def test_the_shown_texts_of_the_usual_defaults(untuned):
