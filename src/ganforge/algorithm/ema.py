@@ -30,11 +30,11 @@ def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tenso
 def averaging_step(average: AveragedModel, model: Module) -> Callable[[], None]:
     """``average.update_parameters(model)`` on tensor lists gathered once.
 
-    AveragedModel walks both module trees and regroups their tensors by device and dtype on every call: 161
-    against 52 us here, about 5% of a 2-D toy step (BENCHMARKS.md). This keeps the lists (loading a state copies into the same tensors, so they stay valid)
-    and does the same arithmetic: the first update copies the model, later ones call the average's
-    ``multi_avg_fn`` once per dtype, and every update counts one in ``n_averaged``. Needs a ``multi_avg_fn``
-    and ``use_buffers=True``, as the trainer builds it.
+    AveragedModel walks both module trees and regroups their tensors by device and dtype on every call:
+    161 against 52 us here, about 5% of a 2-D toy step (BENCHMARKS.md). This keeps the lists (loading a
+    state copies into the same tensors, so they stay valid) and does the same arithmetic: the first update
+    copies the model, later ones call the average's ``multi_avg_fn`` once per dtype, and every update
+    counts one in ``n_averaged``. Needs a ``multi_avg_fn`` and ``use_buffers=True``, as the trainer builds it.
     """
     if average.multi_avg_fn is None or not average.use_buffers:
         raise ValueError("averaging_step needs an AveragedModel with multi_avg_fn and use_buffers=True")
