@@ -85,16 +85,18 @@ def test_samples_of_an_ema_run_come_from_the_average(tmp_path, tiny_dcgan):
     assert torch.equal(loaded[key], average[key]) and not torch.equal(loaded[key], checkpoint.generator[key])
 
 
-QUALITY_OPTIONS = [  # packing, R1 and R2 (lazy), the relativistic loss, a decaying schedule, a deeper toy
+# packing, R1 and R2 (lazy), the relativistic loss, a decaying schedule, feature matching, a deeper toy
+QUALITY_OPTIONS = [
     {**TINY_DCGAN, "loss": "rpgan", "r1": 1.0, "r2": 1.0, "penalty_every": 2, "pack": 2, "lr_schedule": "cosine",
-     "lr_floor": 0.1},
+     "lr_floor": 0.1, "feature_matching": 10.0},
     {**TINY_TOY, "pack": 4, "depth": 2, "r1": 0.5, "lr_schedule": "linear", "reuse_fake": True, "components": 4,
      "z_dim": 3, "info_weight": 0.5},
 ]
 
 
 @pytest.mark.parametrize("keys", [EVERYTHING, {**TINY_DCGAN, "loss": "wgan-gp", "diffaug": True}, *QUALITY_OPTIONS],
-                         ids=["conditional-sn-ema-diffaug-hinge", "wgan-gp-diffaug", "rpgan-r1-r2-pack-cosine",
+                         ids=["conditional-sn-ema-diffaug-hinge", "wgan-gp-diffaug",
+                              "rpgan-r1-r2-pack-cosine-feature-matching",
                               "toy-pack-depth-r1-linear-reuse-fake-components-info"])
 def test_a_resumed_run_equals_an_uninterrupted_one_with_every_option(tmp_path, keys):
     """Stopped after step 2 of 4 (its last checkpoint deleted, as a crash would leave it) and resumed, a run

@@ -18,6 +18,7 @@ LOSS_PRESETS: dict[str, dict[str, int | float | str]] = {
 # The lectures' algorithm where nothing else decides: k = 1, DCGAN's Adam(0.5, 0.999), no penalty, constant rates.
 DEFAULT_ALGORITHM: dict[str, int | float | str] = {"loss": "nonsaturating", "d_steps": 1, "beta1": 0.5,
                                                    "beta2": 0.999, "r1": 0.0, "r2": 0.0, "penalty_every": 1,
+                                                   "feature_matching": 0.0,
                                                    "lr_schedule": "constant", "lr_floor": 0.0}
 # Per model family, the latent size and base width left unset: the lecture's 50/32 for DCGAN at 28x28,
 # DCGAN's 100/64 at the other sizes; the lectures' MLP sizes; a 2-D latent for the 2-D toy.

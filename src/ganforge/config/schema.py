@@ -87,6 +87,8 @@ class TrainConfig:
     r1: float | None = None  # gamma of R1, gamma/2 E||grad D(x)||^2 on real samples (Mescheder et al. 2018); 0 = off
     r2: float | None = None  # gamma of R2, the same on generated samples (R3GAN, Huang et al. 2024); 0 = off
     penalty_every: int | None = None  # steps between R1/R2 penalties, each weighted by this interval (lazy); 1 = each
+    feature_matching: float | None = None  # lambda: G also descends lambda * the squared distance between the fake
+    # and real batches' mean features of D's last hidden layer (Salimans et al. 2016); 0 = off
     lr_schedule: str | None = None  # constant | linear | cosine decay of both learning rates over the run
     lr_floor: float | None = None  # the fraction of the base learning rates a decaying schedule ends at
     preset: str | None = None  # auto: unset keys from the data's tuned preset (ganforge.config.presets.DATA_PRESETS);

@@ -166,6 +166,10 @@ def _check_quality_options(config: RunConfig) -> None:
         if value is not None and not (value >= 0 and math.isfinite(value)):
             raise ConfigError(f"{key} is the weight gamma of a gradient penalty and must be 0 (off) or positive, "
                               f"got {value}")
+    weight = train.feature_matching
+    if weight is not None and not (weight >= 0 and math.isfinite(weight)):
+        raise ConfigError(f"feature_matching is the weight lambda of G's feature-matching term and must be 0 (off) "
+                          f"or positive, got {weight}")
     if train.lr_floor is not None and not 0 <= train.lr_floor <= 1:
         raise ConfigError(f"lr_floor is the fraction of the learning rates a schedule ends at and must lie in [0, 1], "
                           f"got {train.lr_floor}")

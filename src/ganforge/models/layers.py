@@ -171,23 +171,29 @@ class Discriminator(nn.Module):
         self.projection = nn.Embedding(num_classes, features) if num_classes else None
         self.component_classifier = ComponentClassifier(features, components, pack) if components > 1 else None
 
-    def forward(self, x: Tensor, labels: Tensor | None = None,
-                components: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """(B, *sample_shape), (B,) -> (B,) scores; with ``components``, also (B * pack, K) component logits."""
+    def forward(self, x: Tensor, labels: Tensor | None = None, components: bool = False,
+                features: bool = False) -> Tensor | tuple[Tensor, ...]:
+        """(B, *sample_shape), (B,) -> (B,) scores. With ``components`` or ``features``, a tuple of the scores and
+        what was asked for, in that order: the (B * pack, K) component logits, and D's last hidden features
+        (B, F), flattened, that feature matching compares."""
         x = x.reshape(x.shape[0], *self.input_shape)
-        if self.projection is None and not components:
+        if self.projection is None and not components and not features:
             return self.layers(x).view(x.shape[0])
-        features = self.layers[:-1](x)
-        scores = self.layers[-1](features).view(x.shape[0])
+        hidden = self.layers[:-1](x)
+        scores = self.layers[-1](hidden).view(x.shape[0])
+        flat = hidden.flatten(1)
         if self.projection is not None:
             if labels is None:
                 raise ValueError("a projection discriminator needs the labels of the samples it judges")
-            scores = scores + (self.projection(labels) * features.flatten(1)).sum(dim=1)
-        if not components:
-            return scores
-        if self.component_classifier is None:
-            raise ValueError("this discriminator has no component head: build it with components > 1")
-        return scores, self.component_classifier(features.flatten(1))
+            scores = scores + (self.projection(labels) * flat).sum(dim=1)
+        outputs: tuple[Tensor, ...] = (scores,)
+        if components:
+            if self.component_classifier is None:
+                raise ValueError("this discriminator has no component head: build it with components > 1")
+            outputs += (self.component_classifier(flat),)
+        if features:
+            outputs += (flat,)
+        return outputs if len(outputs) > 1 else scores
 
 
 def init_dcgan_weights(module: nn.Module) -> None:

@@ -27,9 +27,10 @@ TENSORBOARD_FOLDER = "tensorboard"  # RUN/tensorboard: the TensorBoard logs (--t
 # lsgan/hinge/wgan-gp/rpgan); *_grad_norm = L2 norm of all of a network's gradients; gradient_penalty: wgan-gp's
 # term; r1_penalty, r2_penalty: the zero-centred penalties on real and generated samples (--r1, --r2), when applied;
 # info_loss: the cross-entropy of D's prediction of each fake sample's latent component (--info-weight), before
-# its weight, in the D step
+# its weight, in the D step; feature_matching: the distance between the fake and real batches' mean D features
+# (--feature-matching), before its weight, in the G step
 STATISTICS = ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm", "gradient_penalty",
-              "r1_penalty", "r2_penalty", "info_loss")
+              "r1_penalty", "r2_penalty", "info_loss", "feature_matching")
 
 
 class Meter:

@@ -5,6 +5,7 @@ Each D update takes a fresh real batch and fresh noise and descends D's loss (fo
 frozen D. Two Adam optimizers, each owning only its network's parameters, so one phase never moves
 the other network. ``--order g-first`` swaps the phases. ``--reuse-fake`` is pytorch/examples' variant:
 the first G update takes the fake batch D's last update judged, G's graph kept, instead of a new one.
+``--feature-matching`` adds to G's loss the distance between the fake and a real batch's mean D features.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from ganforge.algorithm.feature_matching import feature_matching_loss
 from ganforge.algorithm.information import information_loss
 from ganforge.algorithm.penalties import gradient_penalty, zero_centred_penalty
 
@@ -86,20 +88,29 @@ def generator_phase(trainer: Trainer, step: int) -> None:
                 noise = trainer.sample_noise(batch_size)
                 with trainer.autocast():
                     fake = trainer.run_generator(noise, labels)
-            fake_scores, component_logits = trainer.judge_with_components(fake, labels, trainer.frozen_discriminator)
-            if trainer.loss.pairs_real:  # the relativistic loss judges each fake against a real partner
+            matching = trainer.feature_matching > 0
+            fake_scores, component_logits, fake_features = trainer.judge_with_heads(
+                fake, labels, trainer.frozen_discriminator, features=matching)
+            if trainer.loss.pairs_real or matching:  # a real batch: rpgan's partners, feature matching's reference
                 real, real_labels = trainer.real_batch()
                 with torch.no_grad():
-                    real_scores = trainer.judge(real, real_labels, trainer.frozen_discriminator)
+                    real_scores, _, real_features = trainer.judge_with_heads(
+                        real, real_labels, trainer.frozen_discriminator, components=False, features=matching)
+            if trainer.loss.pairs_real:  # the relativistic loss judges each fake against a real partner
                 loss = trainer.loss.generator(fake_scores, real_scores)
             else:
                 loss = trainer.loss.generator(fake_scores)
+            statistics = {}
             if component_logits is not None:  # InfoGAN: G makes each component easy to tell from the others
                 loss = loss + trainer.info_weight * information_loss(component_logits, trainer.components_of(noise))
+            if matching:  # the fake batch's mean features pulled to the real batch's
+                distance = feature_matching_loss(fake_features, real_features)
+                loss = loss + trainer.feature_matching * distance
+                statistics["feature_matching"] = distance
             trainer.opt_g.zero_grad(set_to_none=True)
             trainer.scaler_g.scale(loss).backward()
             trainer.scaler_g.unscale_(trainer.opt_g)
-            trainer.meter.add(step, g_loss=loss, g_grad_norm=gradient_norm(trainer.generator_parameters))
+            trainer.meter.add(step, g_loss=loss, g_grad_norm=gradient_norm(trainer.generator_parameters), **statistics)
             trainer.scaler_g.step(trainer.opt_g)
             trainer.scaler_g.update()
             if trainer.update_average is not None:

@@ -71,6 +71,7 @@ class Trainer:
         self.d_loss_reduction = self.loss.reduction or train.d_loss_reduction
         self.num_classes = config.model.num_classes if config.model.conditional else None
         self.info_weight = config.model.info_weight or 0.0  # InfoGAN's lambda for the latent components; 0 = off
+        self.feature_matching = train.feature_matching or 0.0  # lambda of G's feature-matching term; 0 = off
         self.augment = (DiffAugment(train.diffaug_policy, torch.Generator(device).manual_seed(train.seed + AUGMENT_SEED_OFFSET))
                         if train.diffaug else None)
         # G's weights averaged over the steps (EMA), what samples and metrics use when --ema is set.
@@ -131,21 +132,25 @@ class Trainer:
     def judge(self, samples: Tensor, labels: Tensor | None, discriminator: torch.nn.Module | None = None) -> Tensor:
         """D's float32 outputs for samples (augmented first under --diffaug, then packed under --pack), as its
         phase's precision computes them: one score per sample, or per pack of ``pack`` samples."""
-        return self.judge_with_components(samples, labels, discriminator, components=False)[0]
+        return self.judge_with_heads(samples, labels, discriminator, components=False)[0]
 
-    def judge_with_components(self, samples: Tensor, labels: Tensor | None, discriminator: torch.nn.Module | None = None,
-                              components: bool = True) -> tuple[Tensor, Tensor | None]:
-        """D's scores as :meth:`judge` gives them and, from the same forward pass when ``components`` is set and
-        the run has --info-weight, D's float32 logits of each sample's latent component (else None)."""
+    def judge_with_heads(self, samples: Tensor, labels: Tensor | None, discriminator: torch.nn.Module | None = None,
+                         components: bool = True, features: bool = False
+                         ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """D's scores as :meth:`judge` gives them and, from the same forward pass, D's float32 logits of each
+        sample's latent component when ``components`` is set and the run has --info-weight (else None), and its
+        last hidden features (one row per score) when ``features`` is set (else None)."""
         if self.augment is not None:
             samples = self.augment(samples)
         samples = pack(samples, self.config.model.pack)
         discriminator = self.run_discriminator if discriminator is None else discriminator
+        components = components and bool(self.info_weight)
         with self.autocast():
-            if not (components and self.info_weight):
-                return discriminator(samples, labels).float(), None
-            scores, logits = discriminator(samples, labels, components=True)
-            return scores.float(), logits.float()
+            if not (components or features):
+                return discriminator(samples, labels).float(), None, None
+            scores, *heads = discriminator(samples, labels, components=components, features=features)
+        logits = heads.pop(0).float() if components else None
+        return scores.float(), logits, heads.pop(0) if features else None
 
     def judge_both(self, real: Tensor, fake: Tensor, real_labels: Tensor | None,
                    fake_labels: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -154,9 +159,9 @@ class Trainer:
         the same function (D judges each sample on its own and no augmentation draws per call), else in two
         passes, so BatchNorm's batch statistics stay those of SPEC.md."""
         if not self.joint_judging:
-            return self.judge(real, real_labels), *self.judge_with_components(fake, fake_labels)
+            return self.judge(real, real_labels), *self.judge_with_heads(fake, fake_labels)[:2]
         labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
-        scores, logits = self.judge_with_components(torch.cat([real, fake]), labels)
+        scores, logits, _ = self.judge_with_heads(torch.cat([real, fake]), labels)
         half = scores.shape[0] // 2  # one score per sample, or per pack: the real half comes first
         return scores[:half], scores[half:], None if logits is None else logits[real.shape[0]:]
 
