@@ -141,7 +141,7 @@ def test_train_help_shows_the_defaults_its_flags_document():
                     "toy on grid25: 9000", "[default: 64; toy: 512; toy on grid25: 256]",
                     "[default: 2e-4; toy: 1e-3; dcgan on stacked-digits: 8e-4]",
                     "[default: nonsaturating; dcgan on digits: rpgan; dcgan on stacked-digits: rpgan]",
-                    "[default: 1; toy on ring8: 2]"):
+                    "[default: 1; toy on ring8: 2]", "[default: 0; dcgan on stacked-digits: 100]"):
         assert default in text, default
 
 
