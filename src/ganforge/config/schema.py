@@ -23,7 +23,7 @@ ORDERS = ("d-first", "g-first")
 D_LOSS_REDUCTIONS = ("average", "sum")
 DEVICES = ("auto", "cpu", "cuda")
 ON_NAN = ("stop", "rollback")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 D_NORMS = ("batch", "layer", "none")
 AUGMENTATIONS = ("color", "translation", "cutout")  # DiffAugment's transforms (Zhao et al. 2020)
 LR_SCHEDULES = ("constant", "linear", "cosine")  # ganforge.algorithm.schedules
@@ -101,7 +101,9 @@ class TrainConfig:
     sample_every: int = 250  # steps between fixed-noise sample grids; 0 = only at the end
     checkpoint_every: int = 500  # steps between checkpoints; 0 = only at the end
     keep_checkpoints: int = 3  # most recent checkpoints kept; 0 = keep all
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA, with loss scaling): autocast for the forward passes
+    precision: str | None = None  # fp32 | bf16 | fp16 (CUDA, with loss scaling): autocast for the forward passes;
+    # auto: bf16 where the device computes it natively, else fp32 (decided when the run starts, and saved so);
+    # None = fp32, or the data's tuned preset
     channels_last: bool | None = None  # channels_last memory for convolutions; None = on for dcgan
     compile: bool = False  # torch.compile both networks: 20-80 s of start-up; no faster on a 2-core CPU (BENCHMARKS.md)
     sync_batch_norm: bool = False  # under torchrun on GPUs: BatchNorm over the global batch (SyncBatchNorm)

@@ -53,7 +53,8 @@ def validate(config: RunConfig) -> None:
     _choice("d_loss_reduction", train.d_loss_reduction, D_LOSS_REDUCTIONS)
     _choice("device", train.device, DEVICES)
     _choice("on_nan", train.on_nan, ON_NAN)
-    _choice("precision", train.precision, PRECISIONS)
+    if train.precision is not None:
+        _choice("precision", train.precision, PRECISIONS)
     if model.d_norm is not None:
         _choice("d_norm", model.d_norm, D_NORMS)
     for part in train.diffaug_policy.split(","):

@@ -15,13 +15,27 @@ from ganforge.errors import ConfigError
 from ganforge.models.lowering import tune_for_cpu
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (Linux: AVX-512 BF16 or AMX flags); True where unknown."""
+def cpu_bf16_support() -> bool | None:
+    """Whether this CPU multiplies bf16 in hardware (Linux: AVX-512 BF16 or AMX flags); None where unknown."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return True
+        return None
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware; True where unknown (so nothing warns without cause)."""
+    return cpu_bf16_support() is not False
+
+
+def automatic_precision(device: torch.device) -> str:
+    """What ``--precision auto`` trains in: bf16 autocast where the device is known to compute bf16 natively
+    (a CPU with AVX-512 BF16 or AMX, a CUDA GPU with bf16), where it takes about half of fp32's step
+    (BENCHMARKS.md); fp32 everywhere else, bf16 being far slower where it is emulated."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_bf16_support() is True else "fp32"
 
 
 def activation_layout(config: RunConfig) -> torch.memory_format:

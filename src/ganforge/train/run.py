@@ -29,7 +29,7 @@ from ganforge.runs.metrics_log import CONFIG_FILE, METRICS_FILE, SAMPLES_FOLDER,
 from ganforge.train import distributed
 from ganforge.train.loop import HookFactory, TrainResult, fit
 from ganforge.train.monitor import TENSORBOARD_FOLDER
-from ganforge.train.placement import cpu_has_native_bf16, resolve_device
+from ganforge.train.placement import automatic_precision, cpu_has_native_bf16, resolve_device
 from ganforge.train.threads import ThreadBudget
 from ganforge.train.trainer import Trainer
 
@@ -147,6 +147,8 @@ def _start_on(device: torch.device, config: RunConfig, run_dir: Path, *, resume_
         data = load_data(config.data, config.model.image_size, config.model.channels, config.train.seed, device)
     data.shard(distributed.rank(), distributed.world_size())  # before total_steps: an epoch is of global batches
     config = resolve_config(config, data)
+    if config.train.precision == "auto":  # decided for this device, and saved so: a resume keeps the arithmetic
+        config = apply_overrides(config, {"precision": automatic_precision(device)})
     validate(config)  # again: a preset may have set a key (pack) that a value the user gave (batch_size) must fit
     steps = total_steps(config, data)
     trainer = Trainer(config, data, device, total_steps=steps)
