@@ -20,6 +20,7 @@ from scipy.optimize import nnls
 from torch import Tensor
 
 import ganforge
+from ganforge.errors import GanforgeError
 from ganforge.evaluation.evaluator import Evaluator, per_channel
 
 CLASSES = 10
@@ -53,7 +54,10 @@ def main() -> None:
     parser.add_argument("run", help="a stacked-digits run folder or one of its checkpoints")
     parser.add_argument("--samples", type=int, default=6000, help="generated and real images to read")
     args = parser.parse_args()
-    generator = ganforge.load(args.run, device="cpu")
+    try:
+        generator = ganforge.load(args.run, device="cpu")
+    except GanforgeError as error:
+        parser.error(str(error))
     if generator.config.data.data != "stacked-digits":
         parser.error(f"{args.run} trained on {generator.config.data.data}, not stacked-digits")
     evaluator = Evaluator(generator.config, "modes_covered,reverse_kl")
