@@ -7,6 +7,8 @@ import torch
 
 import ganforge
 from conftest import TINY_TOY
+from ganforge.config.resolve import with_data_preset, with_training_preset
+from ganforge.config.schema import RunConfig, apply_overrides
 from ganforge.runs.checkpoint import read_checkpoint
 from ganforge.train import placement
 
@@ -31,9 +33,6 @@ def test_a_run_saves_what_auto_chose_and_trains_in_it(tmp_path, monkeypatch, sup
 
 
 def test_the_stacked_digits_preset_asks_for_auto_and_other_runs_stay_in_fp32(tmp_path):
-    from ganforge.config.resolve import with_data_preset, with_training_preset
-    from ganforge.config.schema import RunConfig, apply_overrides
-
     stacked = apply_overrides(RunConfig(), {"model": "dcgan", "data": "stacked-digits"})
     assert with_training_preset(with_data_preset(stacked)).train.precision == "auto"
     lecture = apply_overrides(stacked, {"preset": "lecture"})
