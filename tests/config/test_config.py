@@ -188,10 +188,11 @@ def test_the_tuned_presets_follow_each_default_they_change():
         return untuned, set(tuned)
 
     assert parts("steps") == ("2000", {"toy: 3000", "toy on ring8: 9000", "toy on grid25: 9000",
-                                       "dcgan on stacked-digits: 13000"})
+                                       "dcgan on stacked-digits: 16000"})
     assert parts("pack") == ("1", {"toy on ring8: 2"})
     assert parts("components") == ("1", {"toy on ring8: 8", "toy on grid25: 25"})
     assert parts("z_dim") == ("dcgan 28x28: 50, mlp/dcgan: 100, toy: 2", {"toy on ring8: 3", "toy on grid25: 3"})
+    assert parts("width") == ("dcgan 28x28: 32, mlp: 256, dcgan: 64, toy: 128", {"dcgan on stacked-digits: 48"})
     assert parts("ema") == ("off", {"toy on ring8: 0.999", "toy on grid25: 0.999", "dcgan on stacked-digits: 0.999"})
     assert parts("loss") == ("nonsaturating", {"dcgan on digits: rpgan", "dcgan on stacked-digits: rpgan"})
     assert parts("r1") == ("0", {"dcgan on digits: 0.1", "dcgan on stacked-digits: 0.1"})

@@ -76,17 +76,19 @@ DATA_PRESETS: dict[tuple[str, str], dict[str, int | float | str]] = {
     # Classifier FID 0.63-0.69 against the real floor 0.53 (the lectures' loss: 1.26-1.34) in about 120 s.
     ("dcgan", "digits"): {"loss": "rpgan", "r1": 0.1, "r2": 0.1, "penalty_every": 4},
     # stacked digits (1,000 modes): the same recipe, trained longer with G's weight average (EMA) and rates 4x
-    # DCGAN's: what is left of the KL is each channel's class imbalance, which the larger steps even out sooner
-    # (seed 0, KL at 8,000 steps: 0.063 at 2e-4, 0.049 at 4e-4, 0.045 at 8e-4; R3GAN's Adam(0, 0.99): 0.069;
-    # seeds 0-2 at 13,000 steps: 0.036-0.041 against 0.043-0.044 at 2e-4). D judges each sample on its own and
-    # does not see that mix (its scores of generated zeros and ones differ as those of real ones do); feature
-    # matching at lambda 100 gives G the batch's mean D features to match, and evens the classes out sooner
-    # (seed 0, KL at 4,000 / 8,000 / 13,000 steps: 0.056 / 0.038 / 0.034 against 0.080 / 0.045 / 0.040;
-    # lambda 30 and 300: 0.066 and 0.062 at 4,000).
-    # 13,000 steps take 13-14 of the 15 minutes on 2 cores of a quiet host in fp32 (1,122 s on a slow one); bf16
-    # autocast, where the CPU computes it natively (precision auto), gives the same KL (seeds 0-2: 0.034-0.037)
-    # in 0.55-0.75 of fp32's step on this project's Intel machine (883-1,049 s on the slow host).
-    ("dcgan", "stacked-digits"): {"loss": "rpgan", "r1": 0.1, "r2": 0.1, "penalty_every": 4, "steps": 13_000,
+    # DCGAN's, which even out each channel's digit classes sooner (seed 0, KL at 8,000 steps: 0.063 at 2e-4,
+    # 0.045 at 8e-4). D judges each sample on its own and does not see that mix; feature matching at lambda 100
+    # gives G the batch's mean D features to match, and evens the classes out sooner (seed 0, KL at 4,000 /
+    # 8,000 / 13,000 steps: 0.056 / 0.038 / 0.034 against 0.080 / 0.045 / 0.040). At the lectures' width 32 the
+    # KL stops at 0.034-0.037 after about 10,000 steps: what is left is G's unclear digits, which the classifier
+    # reads as other digits. Width 48 draws clearer ones and keeps falling to about 0.028 by 12,000 steps
+    # (width 64: no lower); 16,000 steps at width 48 give KL 0.0284 (0.0255-0.0304, seeds 0-2) in 764-860 s on
+    # 2 cores of an AMD EPYC with AVX-512 BF16, against 0.035-0.037 for width 32 at 13,000 steps. bf16
+    # autocast, where the CPU computes it natively (precision auto), gives the same KL in 0.55-0.9 of fp32's step.
+    # On the slower Intel host of BENCHMARKS.md the step is about twice as long: `--width 32 --steps 13000`
+    # is the recipe that fits 15 minutes there (KL 0.035-0.037).
+    ("dcgan", "stacked-digits"): {"loss": "rpgan", "r1": 0.1, "r2": 0.1, "penalty_every": 4, "steps": 16_000,
+                                  "width": 48,
                                   "ema": 0.999, "lr_d": 8e-4, "lr_g": 8e-4, "feature_matching": 100.0,
                                   "precision": "auto"},
 }
