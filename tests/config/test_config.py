@@ -182,6 +182,16 @@ def test_a_changed_preset_changes_the_shown_default(untuned, monkeypatch):
     assert default_text("d_steps").endswith("wgan-gp: 7")
 
 
+def test_the_stacked_digits_preset_widens_the_network_unless_the_user_or_the_lecture_preset_says_otherwise():
+    def width(**keys) -> int:
+        config = apply_overrides(RunConfig(), {"model": "dcgan", "data": "stacked-digits", **keys})
+        return resolve_model(dataclasses.replace(with_data_preset(config).model, image_size=28, channels=3)).width
+
+    assert width() == 48
+    assert width(width=32) == 32
+    assert width(preset="lecture") == 32
+
+
 def test_the_tuned_presets_follow_each_default_they_change():
     def parts(key: str) -> tuple[str, set[str]]:
         untuned, *tuned = default_text(key).split("; ")
