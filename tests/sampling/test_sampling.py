@@ -152,8 +152,10 @@ def test_interpolation_starts_and_ends_at_g_of_the_end_points(dcgan_run):
     walks = generator.interpolate(rows, steps, seed=4).reshape(rows, steps, 1, SIZE, SIZE)
     start, end = generator.latents(2 * rows, seed=4).chunk(2)
     first, last = generator.generate(start), generator.generate(end)
-    assert torch.equal(walks[:, 0], first), max_difference(walks[:, 0], first)
-    assert torch.equal(walks[:, -1], last), max_difference(walks[:, -1], last)
+    # The latents are the end points exactly (test_slerp_keeps_the_end_points_exactly); the images may differ by
+    # rounding, since a CPU's convolution kernels can depend on the batch size (1e-10 on an AMD EPYC, Zen 5).
+    torch.testing.assert_close(walks[:, 0], first, rtol=0, atol=1e-6)
+    torch.testing.assert_close(walks[:, -1], last, rtol=0, atol=1e-6)
     assert not torch.equal(walks[:, 0], walks[:, 2]), "the middle of a walk is neither end"
 
 
